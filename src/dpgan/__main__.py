@@ -1,0 +1,7 @@
+"""`python -m dpgan ...` (also what `torchrun -m dpgan` runs)."""
+
+import sys
+
+from dpgan.cli import main
+
+sys.exit(main())

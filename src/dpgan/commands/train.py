@@ -1,0 +1,125 @@
+"""`dpgan train`: the default trains DP-GAN on the embedded synthetic streets on the CPU."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from dpgan.checkpoint import list_checkpoints
+from dpgan.commands import add_device_arg
+from dpgan.config import ABLATIONS, PRESETS, Config, preset
+from dpgan.errors import DPGANError
+
+# CLI flag -> (config section, field)
+_FLAGS: dict[str, tuple[str, str]] = {
+    "steps": ("train", "steps"),
+    "batch_size": ("train", "batch_size"),
+    "lr_g": ("train", "lr_g"),
+    "lr_d": ("train", "lr_d"),
+    "seed": ("train", "seed"),
+    "checkpoint_every": ("train", "checkpoint_every"),
+    "sample_every": ("train", "sample_every"),
+    "log_every": ("train", "log_every"),
+    "generator": ("model", "generator"),
+    "patch_loss": ("model", "patch_loss"),
+    "feature_loss": ("model", "feature_loss"),
+    "data_root": ("data", "root"),
+    "num_workers": ("data", "num_workers"),
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (default: DP-GAN on the embedded synthetic streets, CPU-sized)",
+        description="Train DP-GAN or one of the paper's ablations. With no arguments: the "
+        "synthetic-streets preset, written to runs/synthetic-streets.",
+    )
+    p.add_argument("--preset", default="synthetic-streets", choices=sorted(PRESETS))
+    p.add_argument("--ablation", choices=list(ABLATIONS), help="one row of the paper's ablation tables")
+    p.add_argument("--config", type=Path, help="a config.json to start from instead of a preset")
+    p.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its latest checkpoint")
+    p.add_argument("--data-root", help="folder of the dataset (real datasets and custom folders)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr-g", type=float)
+    p.add_argument("--lr-d", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--generator", choices=["oa", "dp"])
+    p.add_argument("--patch-loss", choices=["none", "enc", "dec", "enc+dec"])
+    p.add_argument("--feature-loss", choices=["none", "enc", "dec", "enc+dec"])
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--sample-every", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--num-workers", type=int)
+    p.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override any config field, e.g. --set model.g_width=32 (VALUE is JSON or a bare string)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    add_device_arg(p)
+    p.set_defaults(func=run)
+
+
+def _parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        section, dot, field = key.partition(".")
+        if not sep or not dot:
+            raise DPGANError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.steps=100")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(section, {})[field] = value
+    return out
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    changes: dict[str, dict[str, Any]] = {}
+    for flag, (section, field) in _FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            changes.setdefault(section, {})[field] = value
+    for section, fields in _parse_set(args.set).items():
+        changes.setdefault(section, {}).update(fields)
+    return changes
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
+    """The config of this launch: saved one when resuming, else preset/config file, plus flags."""
+    if args.config is not None:
+        if not args.config.is_file():
+            raise DPGANError(f"--config {args.config}: file not found")
+        base = Config.from_json(args.config.read_text())
+    else:
+        base = preset(args.preset, args.ablation)
+    run_dir = args.run_dir or Path("runs") / base.name
+    saved = run_dir / "config.json"
+    has_checkpoints = bool(list_checkpoints(run_dir))
+    if args.resume:
+        if not has_checkpoints:
+            raise DPGANError(f"--resume: {run_dir} holds no checkpoint to resume from")
+        base = Config.from_json(saved.read_text())
+    elif has_checkpoints:
+        raise DPGANError(
+            f"{run_dir} already holds a run; pass --resume to continue it or --run-dir to start a new one"
+        )
+    return base.override(**overrides_from_args(args)), run_dir
+
+
+def run(args: argparse.Namespace) -> int:
+    from dpgan.train import train
+
+    cfg, run_dir = resolve_config(args)
+    result = train(cfg, run_dir, device=args.device, resume=args.resume, progress=not args.no_progress)
+    minutes = result.seconds / 60
+    print(f"trained {result.step} steps in {minutes:.1f} min; run folder: {result.run_dir}")
+    print(f"  samples:     {result.run_dir / 'samples' / 'latest.png'}")
+    print(f"  checkpoints: {result.run_dir / 'checkpoints'}")
+    print(f"  tensorboard: tensorboard --logdir {result.run_dir / 'tb'}")
+    return 0

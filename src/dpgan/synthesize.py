@@ -1,0 +1,148 @@
+"""Label maps in, images out, with the EMA generator of a trained run.
+
+Sample k of a label map uses the noise of seed `seed + k`, drawn on its own, so an image
+depends only on (checkpoint, label map, seed): not on batch size, order or device count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dpgan.checkpoint import load_checkpoint
+from dpgan.config import Config
+from dpgan.data.info import DatasetInfo
+from dpgan.errors import DataError, DPGANError
+from dpgan.models import build_models_from_config
+from dpgan.train import one_hot, resolve_device
+from dpgan.visualize import save_png, to_uint8
+
+LABEL_SUFFIXES = (".png",)
+
+
+@dataclass
+class LoadedGenerator:
+    generator: nn.Module
+    config: Config
+    info: DatasetInfo
+    step: int
+    path: str
+
+
+def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
+    """The EMA generator of a run folder (its latest checkpoint) or of one checkpoint file."""
+    dev = resolve_device(device)
+    ck = load_checkpoint(checkpoint, map_location="cpu")
+    cfg = Config.from_json(ck["config"])
+    info = DatasetInfo.from_dict(json.loads(ck["dataset_info"]))
+    G, _ = build_models_from_config(cfg.model, info.num_classes)
+    G.load_state_dict(ck["generator_ema"])
+    G.requires_grad_(False)
+    return LoadedGenerator(G.to(dev).eval(), cfg, info, int(ck["step"]), ck["path"])
+
+
+def noise_for_seeds(seeds: list[int], z_dim: int, device: torch.device) -> Tensor:
+    """One z per seed, each from its own generator (CPU, so results match across devices)."""
+    zs = [torch.randn(1, z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    return torch.cat(zs).to(device)
+
+
+@torch.no_grad()
+def generate(G: nn.Module, label_map: Tensor, seeds: list[int]) -> Tensor:
+    """(B, H, W) ids and B seeds -> (B, 3, H, W) images in [-1, 1]."""
+    onehot = one_hot(label_map, G.num_classes)
+    if not getattr(G, "use_3d_noise", True):
+        return G(onehot)
+    return G(onehot, noise_for_seeds(seeds, G.z_dim, label_map.device))
+
+
+def find_label_files(path: str | Path) -> list[Path]:
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in LABEL_SUFFIXES and p.is_file())
+        if not files:
+            raise DataError(f"{path}: no label PNGs found in this folder")
+        return files
+    raise DataError(f"{path}: no such label file or folder")
+
+
+def resize_label(label: np.ndarray, height: int, width: int) -> np.ndarray:
+    if label.shape == (height, width):
+        return label
+    t = torch.from_numpy(label.astype(np.int64))[None, None].float()
+    return F.interpolate(t, size=(height, width), mode="nearest")[0, 0].long().numpy()
+
+
+def synthesize(
+    checkpoint: str | Path,
+    labels: str | Path,
+    out_dir: str | Path,
+    *,
+    num_samples: int = 1,
+    seed: int = 0,
+    device: str = "auto",
+    overwrite: bool = False,
+    batch_size: int = 8,
+    native_size: bool = False,
+    progress: bool = True,
+) -> list[Path]:
+    from tqdm import tqdm
+
+    from dpgan.data.io import read_label
+
+    if num_samples < 1:
+        raise DPGANError("--num-samples must be at least 1")
+    loaded = load_generator(checkpoint, device)
+    G, info, cfg = loaded.generator, loaded.info, loaded.config
+    dev = next(G.parameters()).device
+    files = find_label_files(labels)
+    out_dir = Path(out_dir)
+    jobs = [(f, seed + k, out_dir / f"{f.stem}_seed{seed + k}.png") for f in files for k in range(num_samples)]
+    clashes = [p for _, _, p in jobs if p.exists()]
+    if clashes and not overwrite:
+        raise DPGANError(f"{clashes[0]} already exists ({len(clashes)} outputs would be overwritten); pass --overwrite")
+    stride = 2 ** (cfg.model.num_res_blocks - 1)
+    last: dict[Path, np.ndarray] = {}  # one label map at a time: they can be large
+
+    def label_of(f: Path) -> np.ndarray:
+        if f not in last:
+            lab = read_label(f, info)
+            if native_size:
+                if lab.shape[0] % stride or lab.shape[1] % stride:
+                    raise DataError(f"{f}: size {lab.shape[0]}x{lab.shape[1]} is not a multiple of {stride}")
+            else:
+                lab = resize_label(lab, cfg.data.height, cfg.data.width)
+            last.clear()
+            last[f] = lab
+        return last[f]
+
+    written: list[Path] = []
+    bar = tqdm(total=len(jobs), disable=not progress, desc="synthesize", unit="img")
+    i = 0
+    while i < len(jobs):
+        # batch consecutive jobs whose label maps share a size
+        first = label_of(jobs[i][0])
+        group = [(jobs[i], first)]
+        i += 1
+        while i < len(jobs) and len(group) < batch_size:
+            lab = label_of(jobs[i][0])
+            if lab.shape != first.shape:
+                break
+            group.append((jobs[i], lab))
+            i += 1
+        label_map = torch.from_numpy(np.stack([g[1] for g in group]).astype(np.int64)).to(dev)
+        images = to_uint8(generate(G, label_map, [g[0][1] for g in group]))
+        for ((_, _, path), _), img in zip(group, images):
+            save_png(img, path)
+            written.append(path)
+        bar.update(len(group))
+    bar.close()
+    return written
