@@ -105,9 +105,16 @@ def discriminator_step(
 
 
 def build_data(cfg: Config):
-    from dpgan.data.registry import build_dataset
+    """Train and val datasets, after a quick check that refuses a broken dataset up front.
+    A folder without a val split shows samples of its training images instead."""
+    from dpgan.data.check import check_before_training
+    from dpgan.data.registry import build_dataset, has_split
 
-    return build_dataset(cfg.data, "train", train=True), build_dataset(cfg.data, "val", train=False)
+    if cfg.data.dataset != "synthetic-streets":  # generated in code: nothing on disk to check
+        check_before_training(cfg.data)
+    train_set = build_dataset(cfg.data, "train", train=True)
+    val_split = "val" if has_split(cfg.data, "val") else "train"
+    return train_set, build_dataset(cfg.data, val_split, train=False)
 
 
 def _to_batch(raw: dict, num_classes: int, device: torch.device) -> Batch:

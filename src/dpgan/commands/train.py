@@ -25,6 +25,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "generator": ("model", "generator"),
     "patch_loss": ("model", "patch_loss"),
     "feature_loss": ("model", "feature_loss"),
+    "dataset": ("data", "dataset"),
     "data_root": ("data", "root"),
     "num_workers": ("data", "num_workers"),
 }
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="a config.json to start from instead of a preset")
     p.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its latest checkpoint")
+    p.add_argument("--dataset", help="override the preset's dataset, e.g. 'folder' for your own image/label pairs")
     p.add_argument("--data-root", help="folder of the dataset (real datasets and custom folders)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)

@@ -1,0 +1,159 @@
+"""Dataset name -> loader. The only place that turns a `DataConfig` into a Dataset.
+
+Every dataset describes itself (`dataset_info`): the model is sized from that, and nothing in
+a loader writes back into the config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from dpgan.config import DataConfig
+from dpgan.data.info import DatasetInfo
+from dpgan.data.io import Pairing
+from dpgan.data.transforms import PairedTransform, RandomFlip
+from dpgan.errors import DataError, DPGANError
+
+DATASETS = frozenset({"synthetic-streets", "cityscapes", "ade20k", "ade20k-outdoor", "coco-stuff", "folder"})
+SPLITS = ("train", "val")
+
+# What --data-root must point at, per dataset (for the "needs --data-root" error).
+_ROOT_HINTS = {
+    "cityscapes": "the folder that holds leftImg8bit/ and gtFine/",
+    "ade20k": "the ADEChallengeData2016 folder (images/, annotations/)",
+    "ade20k-outdoor": "the ADEChallengeData2016 folder (images/, annotations/)",
+    "coco-stuff": "the folder that holds images/{train2017,val2017} and annotations/{train2017,val2017}",
+    "folder": "a folder with classes.json and train/{images,labels} (and val/...)",
+}
+
+
+def _check_name(cfg: DataConfig) -> str:
+    if cfg.dataset not in DATASETS:
+        raise DPGANError(f"unknown dataset {cfg.dataset!r}; choose one of {sorted(DATASETS)}")
+    return cfg.dataset
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise DPGANError(f"unknown split {split!r}; use one of {SPLITS}")
+
+
+def data_root(cfg: DataConfig) -> Path:
+    """The dataset folder of a real dataset, checked to exist."""
+    name = _check_name(cfg)
+    if name == "synthetic-streets":
+        raise DPGANError("dataset synthetic-streets is generated in memory and has no folder")
+    if cfg.root is None:
+        raise DPGANError(f"dataset {name} needs --data-root PATH: {_ROOT_HINTS[name]}")
+    root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"--data-root {root}: folder not found (dataset {name})")
+    return root
+
+
+def _synthetic(cfg: DataConfig, split: str) -> Dataset:
+    if cfg.root is not None:
+        raise DPGANError(
+            "dataset synthetic-streets is generated in memory and takes no --data-root; for a folder "
+            "of pairs (e.g. one written by `dpgan make-synthetic`) use the dataset 'folder'"
+        )
+    from dpgan.data.synthetic import SyntheticStreets
+
+    return SyntheticStreets(
+        split=split, height=cfg.height, width=cfg.width,
+        num_images=cfg.num_train if split == "train" else cfg.num_val, seed=cfg.synthetic_seed,
+    )
+
+
+def dataset_info(cfg: DataConfig) -> DatasetInfo:
+    """The label space of the configured dataset, without scanning its files."""
+    name = _check_name(cfg)
+    if name == "synthetic-streets":
+        return _synthetic(replace(cfg, num_train=1, num_val=1), "val").info
+    if name == "cityscapes":
+        from dpgan.data.cityscapes import CITYSCAPES_INFO
+
+        return CITYSCAPES_INFO
+    if name in ("ade20k", "ade20k-outdoor"):
+        from dpgan.data.ade20k import ADE20K_INFO, ADE20K_OUTDOOR_INFO
+
+        return ADE20K_INFO if name == "ade20k" else ADE20K_OUTDOOR_INFO
+    if name == "coco-stuff":
+        from dpgan.data.coco_stuff import COCO_STUFF_INFO
+
+        return COCO_STUFF_INFO
+    from dpgan.data.folder import read_classes
+
+    return read_classes(data_root(cfg))
+
+
+def has_split(cfg: DataConfig, split: str) -> bool:
+    """False only for 'val' of a folder that holds images/ and labels/ directly."""
+    _check_split(split)
+    if _check_name(cfg) != "folder":
+        return True
+    from dpgan.data.folder import split_dirs
+
+    return split_dirs(data_root(cfg), split) is not None
+
+
+def find_pairs(cfg: DataConfig, split: str) -> Pairing | None:
+    """The files of a split matched by name, unmatched ones included (None: synthetic)."""
+    _check_split(split)
+    name = _check_name(cfg)
+    if name == "synthetic-streets":
+        return None
+    root = data_root(cfg)
+    if name == "cityscapes":
+        from dpgan.data import cityscapes
+
+        return cityscapes.find_pairs(root, split)
+    if name == "ade20k":
+        from dpgan.data import ade20k
+
+        return ade20k.find_pairs(root, split)
+    if name == "ade20k-outdoor":
+        from dpgan.data import ade20k
+
+        return ade20k.find_outdoor_pairs(root, split, getattr(cfg, "file_list", None))
+    if name == "coco-stuff":
+        from dpgan.data import coco_stuff
+
+        return coco_stuff.find_pairs(root, split)
+    from dpgan.data import folder
+
+    return folder.find_pairs(root, split, folder.read_classes(root).name)
+
+
+def build_dataset(data_cfg: DataConfig, split: str, *, train: bool) -> Dataset:
+    """The dataset of one split with the published preprocessing for `train` or evaluation."""
+    _check_split(split)
+    name = _check_name(data_cfg)
+    if name == "synthetic-streets":
+        base = _synthetic(data_cfg, split)
+        return RandomFlip(base) if train and data_cfg.flip else base
+    root = data_root(data_cfg)
+    transform = PairedTransform.from_config(data_cfg, train=train)
+    if name == "cityscapes":
+        from dpgan.data.cityscapes import CityscapesDataset
+
+        return CityscapesDataset(root, split, transform=transform)
+    if name == "ade20k":
+        from dpgan.data.ade20k import ADE20KDataset
+
+        return ADE20KDataset(root, split, transform=transform)
+    if name == "ade20k-outdoor":
+        from dpgan.data.ade20k import ADE20KOutdoorDataset
+
+        return ADE20KOutdoorDataset(root, split, transform=transform,
+                                    file_list=getattr(data_cfg, "file_list", None))
+    if name == "coco-stuff":
+        from dpgan.data.coco_stuff import COCOStuffDataset
+
+        return COCOStuffDataset(root, split, transform=transform)
+    from dpgan.data.folder import FolderDataset
+
+    return FolderDataset(root, split, transform=transform)
