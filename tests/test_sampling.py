@@ -30,3 +30,13 @@ def test_ranks_split_the_global_batch():
 def test_too_small_dataset_is_a_clear_error():
     with pytest.raises(DataError, match="fewer than one global batch"):
         StepBatchSampler(2, 3, seed=0, start_step=0, end_step=1)
+
+
+def test_keyed_batches_carry_a_unique_augmentation_key_per_stream_slot():
+    plain = list(StepBatchSampler(10, 3, seed=1, start_step=0, end_step=5))
+    keyed = list(StepBatchSampler(10, 3, seed=1, start_step=0, end_step=5, keyed=True))
+    assert [[i for i, _ in b] for b in keyed] == plain
+    keys = [k for b in keyed for _, k in b]
+    assert keys == list(range(15))  # step * global_batch + slot
+    resumed = list(StepBatchSampler(10, 3, seed=1, start_step=3, end_step=5, keyed=True))
+    assert resumed == keyed[3:]

@@ -3,6 +3,8 @@
 Epoch e is a permutation drawn from a generator seeded with (seed, e); step s takes the
 s-th slice of it. Resuming at step s therefore replays exactly the batches a run that never
 stopped would have seen, and each distributed rank takes its own part of the global batch.
+With `keyed=True` each index comes as `(index, key)`, key = the item's slot in the whole
+stream, from which datasets seed their crops and flips (see `data.transforms.WorkerRNG`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class StepBatchSampler(Sampler[list[int]]):
         end_step: int,
         rank: int = 0,
         world_size: int = 1,
+        keyed: bool = False,
     ) -> None:
         self.global_batch = batch_size * world_size
         if dataset_size < self.global_batch:
@@ -39,6 +42,7 @@ class StepBatchSampler(Sampler[list[int]]):
         self.start_step = start_step
         self.end_step = end_step
         self.rank = rank
+        self.keyed = keyed
         self.steps_per_epoch = dataset_size // self.global_batch
 
     def __len__(self) -> int:
@@ -48,17 +52,22 @@ class StepBatchSampler(Sampler[list[int]]):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.n, generator=g)
 
-    def batch_indices(self, step: int) -> list[int]:
-        epoch, i = divmod(step, self.steps_per_epoch)
-        perm = self.epoch_permutation(epoch)
+    def _slice(self, perm: torch.Tensor, step: int) -> list:
+        i = step % self.steps_per_epoch
         start = i * self.global_batch + self.rank * self.batch_size
-        return perm[start : start + self.batch_size].tolist()
+        indices = perm[start : start + self.batch_size].tolist()
+        if not self.keyed:
+            return indices
+        first = step * self.global_batch + self.rank * self.batch_size
+        return [(index, first + j) for j, index in enumerate(indices)]
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def batch_indices(self, step: int) -> list:
+        return self._slice(self.epoch_permutation(step // self.steps_per_epoch), step)
+
+    def __iter__(self) -> Iterator[list]:
         cached_epoch, perm = -1, None
         for step in range(self.start_step, self.end_step):
-            epoch, i = divmod(step, self.steps_per_epoch)
+            epoch = step // self.steps_per_epoch
             if epoch != cached_epoch:
                 cached_epoch, perm = epoch, self.epoch_permutation(epoch)
-            start = i * self.global_batch + self.rank * self.batch_size
-            yield perm[start : start + self.batch_size].tolist()  # type: ignore[index]
+            yield self._slice(perm, step)  # type: ignore[arg-type]

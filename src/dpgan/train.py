@@ -176,13 +176,18 @@ def train(
     (run_dir / "config.json").write_text(cfg.to_json())
     (run_dir / "dataset.json").write_text(info.to_json())
 
-    sampler = StepBatchSampler(len(train_set), t.batch_size, seed=t.seed, start_step=start_step, end_step=t.steps)
+    sampler = StepBatchSampler(
+        len(train_set), t.batch_size, seed=t.seed, start_step=start_step, end_step=t.steps, keyed=True
+    )
     loader = torch.utils.data.DataLoader(
         train_set,
         batch_sampler=sampler,
         num_workers=cfg.data.num_workers,
         pin_memory=dev.type == "cuda",
         persistent_workers=False,
+        # worker seeds come from this generator, not the global RNG, so that creating the
+        # loader on resume does not shift the noise stream of the steps that follow
+        generator=torch.Generator().manual_seed(t.seed * 1_000_003 + start_step),
     )
     val_fixed = _fixed_examples(val_set, 8)
     writer = _summary_writer(run_dir / "tb")
@@ -301,9 +306,11 @@ def _fixed_examples(dataset, n: int) -> dict:
 def _cycle_batches(dataset, batch_size: int, num_batches: int, seed: int):
     """Deterministic batches for BN recalibration, drawn without touching the global RNG."""
     g = torch.Generator().manual_seed(seed + 7919)
-    for _ in range(num_batches):
+    for b in range(num_batches):
         idx = torch.randint(0, len(dataset), (batch_size,), generator=g).tolist()
-        yield {"label": torch.stack([dataset[i]["label"] for i in idx])}
+        # keyed indices: the augmentations of these items are fixed too (keys far from the stream's)
+        keys = [(1 << 40) + b * batch_size + j for j in range(batch_size)]
+        yield {"label": torch.stack([dataset[(i, k)]["label"] for i, k in zip(idx, keys)])}
 
 
 @torch.no_grad()

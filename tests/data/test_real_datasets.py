@@ -259,7 +259,9 @@ def test_registry_builds_synthetic_streets_lazily_with_flips_for_training(monkey
     assert isinstance(train, RandomFlip) and isinstance(val, FakeStreets)
     assert calls == [("train", 4, 8, 7, 5), ("val", 4, 8, 3, 5)]
     assert len(train) == 7 and train.info is FakeStreets.info and find_pairs(cfg, "train") is None
-    assert not isinstance(build_dataset(replace(cfg, flip=False), "train", train=True), RandomFlip)
+    no_flip = build_dataset(replace(cfg, flip=False), "train", train=True)
+    assert no_flip.probability == 0.0  # still wrapped: it takes the sampler's keyed indices
+    assert torch.equal(no_flip[(0, 123)]["image"], torch.zeros(3, 4, 8))
     assert dataset_info(cfg) is FakeStreets.info
     with pytest.raises(DPGANError, match="takes no --data-root.*use the dataset 'folder'"):
         build_dataset(replace(cfg, root="/some/folder"), "train", train=True)

@@ -33,7 +33,7 @@ from dpgan.data.io import (
     pair_files,
     require_dir,
 )
-from dpgan.data.transforms import PairedTransform, WorkerRNG, image_to_tensor
+from dpgan.data.transforms import PairedTransform, WorkerRNG, image_to_tensor, unpack_index
 from dpgan.errors import DataError
 
 SPLITS = ("train", "val")
@@ -81,13 +81,14 @@ class PairedDataset(Dataset):
             )
         return image, label
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        index, key = unpack_index(index)
         image, label = self.load_pair(index)
         if self.transform is None:
             image_t = image_to_tensor(np.asarray(image))
             label_t = torch.from_numpy(label.astype(np.int64))
         else:
-            rng = self.rng.get() if self.transform.train else None
+            rng = self.rng.get(key) if self.transform.train else None
             image_t, label_t = self.transform(image, label, rng)
         return {"image": image_t, "label": label_t, "name": self.name_of(index)}
 

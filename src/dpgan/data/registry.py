@@ -134,7 +134,8 @@ def build_dataset(data_cfg: DataConfig, split: str, *, train: bool) -> Dataset:
     name = _check_name(data_cfg)
     if name == "synthetic-streets":
         base = _synthetic(data_cfg, split)
-        return RandomFlip(base) if train and data_cfg.flip else base
+        # always wrapped in training, so that it takes the sampler's keyed indices
+        return RandomFlip(base, probability=0.5 if data_cfg.flip else 0.0) if train else base
     root = data_root(data_cfg)
     transform = PairedTransform.from_config(data_cfg, train=train)
     if name == "cityscapes":

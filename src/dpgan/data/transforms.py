@@ -25,16 +25,29 @@ from dpgan.data.io import label_to_pil
 from dpgan.errors import DPGANError
 
 
+def unpack_index(index: int | tuple[int, int]) -> tuple[int, int | None]:
+    """Training samplers pass `(index, augmentation_key)`; plain ints come from everyone else."""
+    if isinstance(index, tuple):
+        return int(index[0]), int(index[1])
+    return int(index), None
+
+
 class WorkerRNG:
-    """A numpy Generator per process: seeded from (seed, DataLoader worker seed), or from
-    (seed, torch.initial_seed()) in the main process."""
+    """Randomness of the augmentations.
+
+    With an augmentation key (given by the training sampler for each (step, slot)), the draw
+    depends only on (seed, key): a resumed run replays exactly the crops and flips of an
+    uninterrupted one, whatever the number of workers. Without a key: a numpy Generator per
+    process, seeded from (seed, DataLoader worker seed) or (seed, torch.initial_seed())."""
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = int(seed)
         self._key: int | None = None
         self._gen: np.random.Generator | None = None
 
-    def get(self) -> np.random.Generator:
+    def get(self, key: int | None = None) -> np.random.Generator:
+        if key is not None:
+            return np.random.default_rng([self.seed, key])
         worker = torch.utils.data.get_worker_info()
         key = int(worker.seed) if worker is not None else int(torch.initial_seed())
         if self._gen is None or key != self._key:
@@ -130,9 +143,10 @@ class RandomFlip(Dataset):
     """Random horizontal flips for a dataset whose items are already sized (the synthetic
     streets): the same flip for image and label."""
 
-    def __init__(self, base: Dataset, *, seed: int = 0) -> None:
+    def __init__(self, base: Dataset, *, seed: int = 0, probability: float = 0.5) -> None:
         self.base = base
         self.rng = WorkerRNG(seed)
+        self.probability = probability
 
     @property
     def info(self):  # noqa: ANN201 - DatasetInfo of the wrapped dataset
@@ -145,9 +159,10 @@ class RandomFlip(Dataset):
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        index, key = unpack_index(index)
         item = dict(self.base[index])
-        if self.rng.get().random() < 0.5:
+        if self.rng.get(key).random() < self.probability:
             item["image"] = torch.flip(item["image"], dims=[-1])
             item["label"] = torch.flip(item["label"], dims=[-1])
         return item
