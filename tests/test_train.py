@@ -47,6 +47,12 @@ def test_every_trainable_parameter_gets_a_gradient(patch, feature):
     assert not dead_g, f"generator parameters without gradient: {dead_g}"
     assert all(p.grad is None for p in D.parameters()), "the G step must not touch D"
 
+    # At initialisation every patch score lies inside both hinge margins, where the real term's
+    # -1 and the fake term's +1 cancel exactly in the gradient of each head's last bias. Start
+    # from scores above the real margin (as after some training) so the bias must move too.
+    with torch.no_grad():
+        for head in D.patch_heads:
+            head[-1].bias.fill_(1.5)
     discriminator_step(cfg, G, D, batch, alpha, n_cls)["d/total"].backward()
     dead_d = [n for n, p in D.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead_d, f"discriminator parameters without gradient: {dead_d}"

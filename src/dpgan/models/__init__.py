@@ -1,0 +1,69 @@
+"""Generators (OASIS "oa", dual pyramid "dp") and the scale-enhancement discriminator."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from dpgan.models.discriminator import PATCH_HEAD_PLACES, DiscriminatorOutput, UNetDiscriminator
+from dpgan.models.dual_pyramid import DualPyramidGenerator
+from dpgan.models.init import init_weights
+from dpgan.models.oasis_generator import ConditionalGenerator, OASISGenerator
+
+__all__ = [
+    "PATCH_HEAD_PLACES", "ConditionalGenerator", "DiscriminatorOutput", "DualPyramidGenerator",
+    "OASISGenerator", "UNetDiscriminator", "build_discriminator", "build_generator",
+    "build_models_from_config",
+]
+
+
+def build_generator(
+    kind: str,
+    num_classes: int,
+    *,
+    width: int = 64,
+    z_dim: int = 64,
+    use_3d_noise: bool = True,
+    num_res_blocks: int = 6,
+    spectral_norm: bool = True,
+    pyramid_width: int = 64,
+    spade_hidden: int = 128,
+) -> ConditionalGenerator:
+    common = dict(width=width, z_dim=z_dim, use_3d_noise=use_3d_noise, num_res_blocks=num_res_blocks,
+                  spectral_norm=spectral_norm)
+    if kind == "dp":
+        g: ConditionalGenerator = DualPyramidGenerator(num_classes, pyramid_width=pyramid_width, **common)
+    elif kind == "oa":
+        g = OASISGenerator(num_classes, spade_hidden=spade_hidden, **common)
+    else:
+        raise ValueError(f"generator kind must be 'oa' or 'dp', not {kind!r}")
+    return init_weights(g)
+
+
+def build_discriminator(
+    num_classes: int,
+    *,
+    width: int = 64,
+    num_res_blocks: int = 6,
+    patch_heads: str = "enc",
+    spectral_norm: bool = True,
+) -> UNetDiscriminator:
+    d = UNetDiscriminator(num_classes, width=width, num_res_blocks=num_res_blocks, patch_heads=patch_heads,
+                          spectral_norm=spectral_norm)
+    return init_weights(d)
+
+
+def build_models_from_config(model_cfg, num_classes: int) -> tuple[ConditionalGenerator, UNetDiscriminator]:
+    """(G, D) of a `dpgan.config.ModelConfig`."""
+    m = model_cfg
+    g = build_generator(
+        m.generator, num_classes, width=m.g_width, z_dim=m.z_dim, use_3d_noise=m.use_3d_noise,
+        num_res_blocks=m.num_res_blocks, spectral_norm=m.spectral_norm, pyramid_width=m.pyramid_width,
+        spade_hidden=m.spade_hidden,
+    )
+    d = build_discriminator(num_classes, width=m.d_width, num_res_blocks=m.num_res_blocks,
+                            patch_heads=m.patch_loss, spectral_norm=m.spectral_norm)
+    return g, d
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

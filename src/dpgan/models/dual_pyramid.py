@@ -1,0 +1,84 @@
+"""The dual pyramid generator: DP-GAN's answer to objects of very different sizes.
+
+A small convolutional pyramid encodes the condition [z ; one-hot label] into features at
+every scale from full resolution down to 1/2^(n-1):
+
+    level 0: conv -> pyramid_width/2 (full res)     level 1: conv -> pyramid_width (full res)
+    level k (2..n): stride-2 conv, pyramid_width     (each conv + BatchNorm + ReLU)
+
+The SPADE block working at scale s is conditioned on the pyramid level of that same scale
+(fine detail for small objects) concatenated with the coarsest level upsampled to s (the
+global layout): 2 x pyramid_width channels, from which gamma and beta are predicted directly.
+The second pyramid is the generator's own, coarse-to-fine image pyramid; hence "dual".
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dpgan.models.oasis_generator import ConditionalGenerator
+from dpgan.models.spade import SPADEResBlock, generator_channels
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class LabelPyramid(nn.Module):
+    """Condition -> list of num_res_blocks + 1 feature maps (see module docstring)."""
+
+    def __init__(self, cond_channels: int, pyramid_width: int, num_res_blocks: int) -> None:
+        super().__init__()
+        if pyramid_width < 2:
+            raise ValueError("pyramid_width must be at least 2")
+        half = pyramid_width // 2
+        levels = [_conv_bn_relu(cond_channels, half, 1), _conv_bn_relu(half, pyramid_width, 1)]
+        levels += [_conv_bn_relu(pyramid_width, pyramid_width, 2) for _ in range(num_res_blocks - 1)]
+        self.levels = nn.ModuleList(levels)
+
+    def forward(self, cond: Tensor) -> list[Tensor]:
+        out = []
+        x = cond
+        for level in self.levels:
+            x = level(x)
+            out.append(x)
+        return out
+
+
+class DualPyramidGenerator(ConditionalGenerator):
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        width: int = 64,
+        z_dim: int = 64,
+        use_3d_noise: bool = True,
+        num_res_blocks: int = 6,
+        spectral_norm: bool = True,
+        pyramid_width: int = 64,
+    ) -> None:
+        super().__init__(num_classes, z_dim, use_3d_noise, num_res_blocks)
+        ch = generator_channels(width, num_res_blocks)
+        self.fc = nn.Conv2d(self.cond_channels, ch[0], 3, padding=1)
+        self.pyramid = LabelPyramid(self.cond_channels, pyramid_width, num_res_blocks)
+        self.body = nn.ModuleList(
+            SPADEResBlock(ch[i], ch[i + 1], 2 * pyramid_width, hidden=0, spectral_norm=spectral_norm)
+            for i in range(num_res_blocks)
+        )
+        self.conv_img = nn.Conv2d(ch[-1], 3, 3, padding=1)
+
+    def forward(self, label_map: Tensor, z: Tensor | None = None) -> Tensor:
+        cond = self.condition(label_map, z)
+        levels = self.pyramid(cond)
+        coarsest = levels[-1]
+        x = self.fc(F.interpolate(cond, size=self.latent_size(*cond.shape[-2:])))
+        n = len(self.body)
+        for i, block in enumerate(self.body):
+            local = levels[n - i]  # the pyramid level at this block's scale
+            layout = F.interpolate(coarsest, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(x, torch.cat([layout, local], dim=1))
+            if i < n - 1:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))

@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from dpgan.models import build_discriminator, build_generator
+
+N = 7
+
+
+def _labels(b=2, h=64, w=128):
+    return torch.randint(0, N, (b, h, w))
+
+
+@pytest.mark.parametrize("kind", ["oa", "dp"])
+def test_generator_shapes_and_range(kind):
+    g = build_generator(kind, N, width=4, z_dim=8, pyramid_width=8, spade_hidden=8)
+    out = g(_labels())
+    assert out.shape == (2, 3, 64, 128) and out.abs().max() <= 1
+
+
+@pytest.mark.parametrize("kind", ["oa", "dp"])
+def test_a_given_z_is_used(kind):
+    g = build_generator(kind, N, width=4, z_dim=8, pyramid_width=8, spade_hidden=8).eval()
+    lab = _labels()
+    z1, z2 = torch.randn(2, 8), torch.randn(2, 8)
+    assert torch.equal(g(lab, z1), g(lab, z1))
+    assert not torch.allclose(g(lab, z1), g(lab, z2))
+    # a (B, z_dim) vector equals the same vector broadcast into a noise map
+    zmap = z1[:, :, None, None].expand(2, 8, 64, 128)
+    torch.testing.assert_close(g(lab, z1), g(lab, zmap))
+    # ids and one-hot give the same image
+    onehot = torch.nn.functional.one_hot(lab, N).permute(0, 3, 1, 2).float()
+    torch.testing.assert_close(g(lab, z1), g(onehot, z1))
+
+
+def test_a_noise_map_is_used_region_by_region():
+    g = build_generator("dp", N, width=4, z_dim=8, pyramid_width=8).eval()
+    lab = _labels(1)
+    z = torch.randn(1, 8)[:, :, None, None].expand(1, 8, 64, 128).clone()
+    z2 = z.clone()
+    z2[..., 96:] = torch.randn(1, 8, 1, 1)  # another vector in the right quarter only
+    assert not torch.allclose(g(lab, z), g(lab, z2))
+
+
+@pytest.mark.parametrize("kind", ["oa", "dp"])
+def test_without_3d_noise(kind):
+    g = build_generator(kind, N, width=4, use_3d_noise=False, pyramid_width=8, spade_hidden=8).eval()
+    lab = _labels()
+    assert g.z_dim == 0 and torch.equal(g(lab), g(lab))
+
+
+def test_bad_label_maps_are_refused():
+    g = build_generator("dp", N, width=4, z_dim=8, pyramid_width=8)
+    with pytest.raises(ValueError, match="outside"):
+        g(torch.full((1, 64, 128), N))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        g(torch.zeros(1, 48, 128, dtype=torch.long))
+
+
+@pytest.mark.parametrize("heads,n_scores", [("none", 0), ("enc", 2), ("dec", 2), ("enc+dec", 4)])
+def test_discriminator_outputs(heads, n_scores):
+    d = build_discriminator(N, width=4, patch_heads=heads)
+    out = d(torch.randn(2, 3, 64, 128))
+    assert out.logits.shape == (2, N + 1, 64, 128)
+    assert len(out.patch_scores) == n_scores
+    assert len(out.encoder_features) == 5 and len(out.decoder_features) == 5
+    if heads == "enc":  # heads at 1/16 and 1/64, each with a stride-2 conv
+        assert [s.shape[-2:] for s in out.patch_scores] == [(2, 4), (1, 1)]
+    if heads == "none":
+        assert not any("patch" in n for n, _ in d.named_parameters())
+
+
+def test_other_depths_work():
+    g = build_generator("dp", N, width=4, z_dim=8, num_res_blocks=4, pyramid_width=8)
+    d = build_discriminator(N, width=4, num_res_blocks=4, patch_heads="enc+dec")
+    img = g(torch.randint(0, N, (2, 32, 64)))
+    out = d(img)
+    assert img.shape == (2, 3, 32, 64) and out.logits.shape == (2, N + 1, 32, 64)
+    assert len(out.encoder_features) == 3 and len(out.patch_scores) == 3
