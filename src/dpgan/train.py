@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dpgan import losses
-from dpgan.checkpoint import list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dpgan import distributed, losses, resilience
+from dpgan.checkpoint import list_checkpoints, load_checkpoint, rng_state, set_rng_state
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.ema import ema_update, make_ema, recalibrate_batchnorm
@@ -57,13 +57,17 @@ class Batch:
     image: Tensor  # (B, 3, H, W) in [-1, 1]
     label_map: Tensor  # (B, H, W) long
     onehot: Tensor  # (B, N, H, W)
+    # The step's random draws for these images (distributed.StepNoise); None: G and LabelMix draw
+    z_g: Tensor | None = None  # (B, z_dim) for the G step
+    z_d: Tensor | None = None  # (B, z_dim) for the D step
+    labelmix_mask: Tensor | None = None  # (B, 1, H, W)
 
 
 def generator_step(cfg: Config, G: nn.Module, D: nn.Module, batch: Batch, alpha: Tensor) -> dict[str, Tensor]:
     """G wants D to segment its image as the label map, to fool the patch heads, and to match
     D's features of the real image."""
     m, lc = cfg.model, cfg.loss
-    fake = G(batch.onehot)
+    fake = G(batch.onehot, batch.z_g)
     out = D(fake)
     parts = {"g/pixel": losses.pixel_loss(out.logits, batch.label_map, real=True, class_weights=alpha)}
     if m.patch_loss != "none":
@@ -85,7 +89,7 @@ def discriminator_step(
     with hinge losses, and is regularised by LabelMix."""
     m, lc = cfg.model, cfg.loss
     with torch.no_grad():
-        fake = G(batch.onehot)
+        fake = G(batch.onehot, batch.z_d)
     out_fake = D(fake)
     out_real = D(batch.image)
     parts = {
@@ -95,7 +99,8 @@ def discriminator_step(
     if m.patch_loss != "none":
         parts["d/patch"] = lc.lambda_patch * losses.patch_loss_d(out_real.patch_scores, out_fake.patch_scores)
     if lc.labelmix:
-        mask = losses.labelmix_mask(batch.label_map, num_classes)
+        mask = batch.labelmix_mask if batch.labelmix_mask is not None else losses.labelmix_mask(
+            batch.label_map, num_classes)
         out_mixed = D(losses.labelmix_images(batch.image, fake, mask))
         parts["d/labelmix"] = lc.lambda_labelmix * losses.labelmix_loss(
             out_mixed.logits, out_real.logits, out_fake.logits, mask
@@ -129,6 +134,7 @@ class TrainResult:
     step: int
     seconds: float
     last_losses: dict[str, float]
+    stopped: str | None = None  # why the run stopped before train.steps ("SIGTERM", ...)
 
 
 def train(
@@ -138,11 +144,17 @@ def train(
     device: str = "auto",
     resume: bool = False,
     progress: bool = True,
+    world: distributed.World | None = None,
+    stop: resilience.GracefulStop | None = None,
 ) -> TrainResult:
+    """`world`: this process's rank and device under torchrun (default: one process on `device`).
+    `stop`: installed signal handlers (the CLI's); without one the run stops only on bad data."""
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
-    dev = resolve_device(device)
+    world = world or distributed.World.single(distributed.pick_device(device))
+    dev = world.device
+    stop = stop or resilience.GracefulStop()
     t = cfg.train
 
     # ---- build -------------------------------------------------------------------------
@@ -153,8 +165,9 @@ def train(
     G, D = build_models_from_config(cfg.model, n_cls)
     G, D = G.to(dev), D.to(dev)
     G_ema = make_ema(G)
-    opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
+    G, D = distributed.prepare_models(G, D, world, t.sync_batchnorm)  # after the EMA copy: it stays plain
+    opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(float(t.beta1), float(t.beta2)))
+    opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(float(t.beta1), float(t.beta2)))
     start_step, elapsed_before = 0, 0.0
 
     # ---- resume ------------------------------------------------------------------------
@@ -165,6 +178,7 @@ def train(
             raise CheckpointError(
                 f"{ck['path']}: was trained with a different model or dataset than the one asked for now"
             )
+        resilience.check_resume_classes(ck, info)
         G.load_state_dict(ck["generator"])
         D.load_state_dict(ck["discriminator"])
         G_ema.load_state_dict(ck["generator_ema"])
@@ -172,25 +186,33 @@ def train(
         opt_d.load_state_dict(ck["opt_d"])
         set_rng_state(ck["rng"])
         start_step, elapsed_before = int(ck["step"]), float(ck.get("seconds", 0.0))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.to_json())
-    (run_dir / "dataset.json").write_text(info.to_json())
+    # start-up checks on every rank (writable, shared, room for checkpoints), one message if any fails
+    resilience.preflight(run_dir, world, resilience.estimate_checkpoint_bytes(run_dir, [G, D, G_ema], [G, D]))
+    if world.is_main:
+        resilience.write_text_atomic(run_dir / "config.json", cfg.to_json())
+        resilience.write_text_atomic(run_dir / "dataset.json", info.to_json())
 
-    sampler = StepBatchSampler(
-        len(train_set), t.batch_size, seed=t.seed, start_step=start_step, end_step=t.steps, keyed=True
-    )
-    loader = torch.utils.data.DataLoader(
-        train_set,
-        batch_sampler=sampler,
-        num_workers=cfg.data.num_workers,
-        pin_memory=dev.type == "cuda",
-        persistent_workers=False,
-        # worker seeds come from this generator, not the global RNG, so that creating the
-        # loader on resume does not shift the noise stream of the steps that follow
-        generator=torch.Generator().manual_seed(t.seed * 1_000_003 + start_step),
-    )
+    def make_loader(first_step: int) -> torch.utils.data.DataLoader:
+        # this rank's grad_accum micro-batches of every step from first_step (a roll-back restarts it)
+        sampler = StepBatchSampler(
+            len(train_set), t.batch_size * t.grad_accum, seed=t.seed, start_step=first_step, end_step=t.steps,
+            rank=world.rank, world_size=world.size, keyed=True,
+        )
+        return torch.utils.data.DataLoader(
+            train_set,
+            batch_sampler=sampler,
+            num_workers=cfg.data.num_workers,
+            pin_memory=dev.type == "cuda",
+            persistent_workers=False,
+            # worker seeds come from this generator, not the global RNG, so that creating the
+            # loader on resume does not shift the noise stream of the steps that follow
+            generator=torch.Generator().manual_seed(t.seed * 1_000_003 + first_step),
+            worker_init_fn=resilience.ignore_stop_signals,  # the main process decides when to stop
+        )
+
+    loader = resilience.StepLoader(make_loader, start_step, t.steps)
     val_fixed = _fixed_examples(val_set, 8)
-    writer = _summary_writer(run_dir / "tb")
+    writer = _summary_writer(run_dir / "tb") if world.is_main else None  # rank 0 logs, samples, saves
 
     def use_ema() -> None:
         # BN statistics of the averaged weights, from training batches (no labels leak: G only).
@@ -213,7 +235,7 @@ def train(
             "rng": rng_state(),
             "seconds": elapsed_before + time.perf_counter() - t0,
         }
-        save_checkpoint(run_dir, step, payload, keep=t.keep_checkpoints)
+        resilience.save_checkpoint_or_explain(run_dir, step, payload, keep=t.keep_checkpoints)
 
     def sample(step: int) -> None:
         use_ema()
@@ -229,60 +251,88 @@ def train(
     count = 0
     last: dict[str, float] = {}
     step = start_step
-    bar = tqdm(total=t.steps, initial=start_step, disable=not progress, desc="train", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=t.steps, initial=start_step, disable=not (progress and world.is_main), desc="train",
+               unit="step", dynamic_ncols=True)
+    guard = resilience.DivergenceGuard(
+        policy=t.nonfinite_policy, max_nonfinite=t.max_nonfinite, window=t.nonfinite_window,
+        lr_factor=t.rollback_lr_factor, max_rollbacks=t.max_rollbacks, run_dir=run_dir, world=world,
+        restore_targets={"generator": G, "discriminator": D, "generator_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d},
+        optimizers=[opt_g, opt_d], loader=loader, log=resilience.EventLog(run_dir, world),
+    )
+    global_batch = t.batch_size * t.grad_accum * world.size
+    z_dim = cfg.model.z_dim if cfg.model.use_3d_noise else None
     G.train()
     D.train()
     for raw in loader:
+        if stop.agreed(world, raw):  # SIGTERM/SIGINT, or a data error, on any rank: all stop here
+            break
         batch = _to_batch(raw, n_cls, dev)
         alpha = (
-            losses.class_balance_weights(batch.label_map, n_cls, info.ignore_index)
+            distributed.class_balance_weights(world, batch.label_map, n_cls, info.ignore_index)
             if cfg.loss.class_balancing
             else None
         )
-        # G step (D frozen: its parameters need no gradient here)
+        # z and LabelMix coins of the whole global batch; this rank's micro-batches take their rows
+        noise = distributed.StepNoise.draw(t.seed, step, global_batch, z_dim=z_dim,
+                                           labelmix_classes=n_cls if cfg.loss.labelmix else None)
+        micro = distributed.micro_batches(batch, world, t.grad_accum, noise)
+        # G step (D frozen: its parameters need no gradient here); non-finite: skip the update
         D.requires_grad_(False)
-        g_parts = generator_step(cfg, G, D, batch, alpha)
         opt_g.zero_grad(set_to_none=True)
-        g_parts["g/total"].backward()
-        opt_g.step()
+        g_parts = distributed.accumulate(lambda mb: generator_step(cfg, G, D, mb, alpha), micro, "g/total", (G, D))
+        g_ok = guard.update_ok("G", world.sync_gradients(G.parameters(), g_parts["g/total"]), step + 1)
+        if g_ok:
+            opt_g.step()
         D.requires_grad_(True)
         # D step
-        d_parts = discriminator_step(cfg, G, D, batch, alpha, n_cls)
         opt_d.zero_grad(set_to_none=True)
-        d_parts["d/total"].backward()
-        opt_d.step()
+        d_parts = distributed.accumulate(
+            lambda mb: discriminator_step(cfg, G, D, mb, alpha, n_cls), micro, "d/total", (G, D))
+        d_ok = guard.update_ok("D", world.sync_gradients(D.parameters(), d_parts["d/total"]), step + 1)
+        if d_ok:
+            opt_d.step()
         # EMA
         ema_update(G_ema, G, t.ema_decay)
         step += 1
         bar.update(1)
+        # divergence: repeated non-finite updates roll back to the last checkpoint (or stop)
+        rolled_to = guard.after_step(step, g_ok and d_ok)
+        if rolled_to is not None:
+            step, sums, count = rolled_to, {}, 0
+            bar.n = step
+            continue
 
-        # log: the only host-device synchronisation of a step, every log_every steps
-        for k, v in {**g_parts, **d_parts}.items():
-            sums[k] = sums.get(k, 0.0) + v.detach()
-        count += 1
-        if step % t.log_every == 0 or step == t.steps:
+        # log: every log_every steps, losses averaged over ranks (skipped updates left out)
+        if g_ok and d_ok:
+            for k, v in {**g_parts, **d_parts}.items():
+                sums[k] = sums.get(k, 0.0) + v.detach()
+            count += 1
+        if count and (step % t.log_every == 0 or step == t.steps):
             keys = sorted(sums)
-            values = (torch.stack([sums[k] for k in keys]) / count).tolist()
+            values = world.mean(torch.stack([sums[k] for k in keys]) / count).tolist()
             last = dict(zip(keys, values))
             sums, count = {}, 0
-            _log(run_dir, writer, step, last)
+            if world.is_main:
+                _log(run_dir, writer, step, last)
             bar.set_postfix({"G": f"{last['g/total']:.3f}", "D": f"{last['d/total']:.3f}"})
             if not all(map(_finite, values)):
                 raise DPGANError(f"training diverged at step {step}: non-finite losses {last}")
-        if step % t.sample_every == 0:
+        if step % t.sample_every == 0 and world.is_main:
             sample(step)
-        if step % t.checkpoint_every == 0:
+        if step % t.checkpoint_every == 0 and world.is_main:
             save(step)
     bar.close()
 
     # ---- final save ----------------------------------------------------------------------
-    if not list_checkpoints(run_dir) or _latest_step(run_dir) != step:
+    if world.is_main and (not list_checkpoints(run_dir) or _latest_step(run_dir) != step):
         save(step)
-    if not (run_dir / "samples" / f"step_{step:08d}.png").exists():
+    if world.is_main and stop.reason is None and not (run_dir / "samples" / f"step_{step:08d}.png").exists():
         sample(step)
     if writer is not None:
         writer.close()
-    return TrainResult(run_dir, step, elapsed_before + time.perf_counter() - t0, last)
+    world.barrier()  # every rank leaves after rank 0's checkpoint is on disk
+    stop.raise_failure(step)  # a data error stopped the run: now that it is saved, say which file
+    return TrainResult(run_dir, step, elapsed_before + time.perf_counter() - t0, last, stopped=stop.reason)
 
 
 # ---- helpers ---------------------------------------------------------------------------------
