@@ -76,3 +76,20 @@ def test_other_depths_work():
     out = d(img)
     assert img.shape == (2, 3, 32, 64) and out.logits.shape == (2, N + 1, 32, 64)
     assert len(out.encoder_features) == 3 and len(out.patch_scores) == 3
+
+
+def test_init_leaves_spectral_norm_layers_at_the_default_as_the_published_code_does():
+    """Xavier gain 0.02 under spectral norm made D's features spike 100x in the first steps."""
+    from torch.nn.utils import parametrize
+
+    d = build_discriminator(N, width=8)
+    sn_std = [m.parametrizations.weight.original.std().item() for m in d.modules()
+              if parametrize.is_parametrized(m, "weight") and m.weight.dim() == 4 and m.weight.shape[-1] == 3]
+    fan_in = [m.parametrizations.weight.original[0].numel() for m in d.modules()
+              if parametrize.is_parametrized(m, "weight") and m.weight.dim() == 4 and m.weight.shape[-1] == 3]
+    # PyTorch's default conv init: uniform with bound 1/sqrt(fan_in), std 1/sqrt(3 fan_in)
+    for std, fan in zip(sn_std, fan_in):
+        assert abs(std - (3 * fan) ** -0.5) < 0.3 * (3 * fan) ** -0.5
+    last = d.layer_up_last.weight  # no spectral norm: Xavier-normal, gain 0.02
+    expected = 0.02 * (2 / (last.shape[1] + last.shape[0])) ** 0.5
+    assert abs(last.std().item() - expected) < 0.5 * expected

@@ -60,6 +60,7 @@ class SyntheticStreets(Dataset):
         return self.num_images
 
     def __getitem__(self, index: int) -> dict:
+        index = int(index)
         if not 0 <= index < self.num_images:
             raise IndexError(index)
         if index not in self._cache:

@@ -1,8 +1,13 @@
-"""Initialisation of the published configuration: conv and linear weights Xavier-normal with
-gain 0.02 and zero biases; BatchNorm weights N(1, 0.02) and zero biases.
+"""Initialisation as the published code effectively does it.
 
-Spectral-normalised convs initialise their underlying (original) weight. A fused gamma/beta
-conv of SPADE is initialised half by half, exactly as the two separate published convs.
+Convs and linears without spectral norm: Xavier-normal weights with gain 0.02, zero biases.
+BatchNorm: weights N(1, 0.02), zero biases. Spectral-normalised convs keep PyTorch's default
+initialisation: the published `init_weights` writes into `m.weight.data`, which under the old
+spectral-norm API is the *computed* normalised weight, recomputed from `weight_orig` at the
+next forward, so their init never reached those layers. It matters: a gain-0.02 weight under
+spectral norm changes direction by 10-25% per early Adam step, the power-iteration estimate of
+sigma lags, and D's features spike by orders of magnitude (we measured this before the fix).
+A fused gamma/beta conv of SPADE is initialised half by half, as the two published convs.
 """
 
 from __future__ import annotations
@@ -16,12 +21,6 @@ from dpgan.models.spade import SPADE
 GAIN = 0.02
 
 
-def _weight(m: nn.Module) -> torch.Tensor:
-    if parametrize.is_parametrized(m, "weight"):
-        return m.parametrizations.weight.original  # type: ignore[union-attr]
-    return m.weight  # type: ignore[return-value]
-
-
 @torch.no_grad()
 def init_weights(model: nn.Module) -> nn.Module:
     fused = {id(m.gamma_beta): m.channels for m in model.modules() if isinstance(m, SPADE)}
@@ -32,7 +31,9 @@ def init_weights(model: nn.Module) -> nn.Module:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.Conv2d, nn.Linear)):
-            w = _weight(m)
+            if parametrize.is_parametrized(m, "weight"):
+                continue  # spectral norm: default init, as in the published code (see above)
+            w = m.weight
             if id(m) in fused:
                 c = fused[id(m)]
                 nn.init.xavier_normal_(w[:c], gain=GAIN)
