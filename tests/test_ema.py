@@ -38,3 +38,12 @@ def test_recalibrated_batchnorm_holds_the_exact_mean_and_variance():
     recalibrate_batchnorm(model, batches, lambda m, x: m(x))
     assert model.training  # the caller's mode is restored
     torch.testing.assert_close(model[1].running_mean, mean)  # dropout was off while measuring
+
+
+def test_ema_warmup_forgets_the_initial_weights_early_and_reaches_the_set_decay():
+    from dpgan.train import ema_decay_at
+
+    assert ema_decay_at(0, 0.999, warmup=True) == 0.1
+    assert ema_decay_at(200, 0.999, warmup=True) < 0.96
+    assert ema_decay_at(20_000, 0.999, warmup=True) == 0.999
+    assert ema_decay_at(0, 0.999, warmup=False) == 0.999

@@ -50,8 +50,9 @@ def rng_state() -> dict[str, Any]:
         "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
         "numpy_pos": int(np_state[2]),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # only this process's device: asking for all would open a context on every GPU
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -61,7 +62,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
     keys = state["numpy_keys"].numpy().astype(np.uint32)
     np.random.set_state(("MT19937", keys, state["numpy_pos"], 0, 0.0))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = state["cuda"]
+        if isinstance(cuda, (list, tuple)):  # older checkpoints held every device's state
+            cuda = cuda[torch.cuda.current_device()]
+        torch.cuda.set_rng_state(cuda)
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:

@@ -79,11 +79,24 @@ class TrainConfig:
     beta2: float = 0.999
     ema_decay: float = 0.999
     ema_bn_batches: int = 20  # batches used to recompute the EMA generator's BN statistics
+    ema_warmup: bool = True  # decay min(ema_decay, (1+step)/(10+step)); see train.ema_decay_at
     seed: int = 43
     log_every: int = 25  # scalars to TensorBoard (the only host-device sync points)
     sample_every: int = 500  # image grid of label | generated | real
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+    # Many devices (docs/distributed.md): batch_size is per process and micro-batch; the global
+    # batch is batch_size x grad_accum x number of processes.
+    grad_accum: int = 1
+    sync_batchnorm: str = "generator"  # "generator" (published), "all" (also D's patch heads), "none"
+    # Divergence: a non-finite loss or gradient skips the update; max_nonfinite skipped steps
+    # within nonfinite_window steps then roll back to the last checkpoint with the learning
+    # rates x rollback_lr_factor (at most max_rollbacks times), or stop, or keep skipping.
+    nonfinite_policy: str = "rollback"  # "rollback", "stop" or "skip"
+    max_nonfinite: int = 3
+    nonfinite_window: int = 100
+    rollback_lr_factor: float = 0.5
+    max_rollbacks: int = 3
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,16 @@ def validate(cfg: Config) -> None:
         raise DPGANError("train.steps must be >= 0 and train.batch_size >= 1")
     if not 0.0 <= t.ema_decay < 1.0:
         raise DPGANError("train.ema_decay must be in [0, 1)")
+    if t.grad_accum < 1:
+        raise DPGANError(f"train.grad_accum must be >= 1, not {t.grad_accum}")
+    if t.sync_batchnorm not in ("generator", "all", "none"):
+        raise DPGANError(f"train.sync_batchnorm must be 'generator', 'all' or 'none', not {t.sync_batchnorm!r}")
+    if t.nonfinite_policy not in ("rollback", "stop", "skip"):
+        raise DPGANError(f"train.nonfinite_policy must be 'rollback', 'stop' or 'skip', not {t.nonfinite_policy!r}")
+    if t.max_nonfinite < 1 or t.nonfinite_window < 1 or t.max_rollbacks < 0:
+        raise DPGANError("train.max_nonfinite and train.nonfinite_window must be >= 1, train.max_rollbacks >= 0")
+    if not 0.0 < t.rollback_lr_factor <= 1.0:
+        raise DPGANError(f"train.rollback_lr_factor must be in (0, 1], not {t.rollback_lr_factor}")
     d = cfg.data
     stride = 2 ** (m.num_res_blocks - 1)
     if d.height % stride or d.width % stride:
@@ -174,9 +197,9 @@ def _synthetic_cpu() -> Config:
     return Config(
         name="synthetic-streets",
         data=DataConfig(),
-        model=ModelConfig(g_width=16, d_width=16, z_dim=32, pyramid_width=32, spade_hidden=64),
+        model=ModelConfig(g_width=8, d_width=8, z_dim=32, pyramid_width=16, spade_hidden=32),
         loss=LossConfig(lambda_labelmix=5.0),
-        train=TrainConfig(),
+        train=TrainConfig(steps=800, batch_size=8, sample_every=200, checkpoint_every=200),
     )
 
 

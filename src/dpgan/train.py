@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dpgan import distributed, losses, resilience
+from dpgan import distributed, global_batch, losses, preflight, resilience
 from dpgan.checkpoint import list_checkpoints, load_checkpoint, rng_state, set_rng_state
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
@@ -57,7 +57,7 @@ class Batch:
     image: Tensor  # (B, 3, H, W) in [-1, 1]
     label_map: Tensor  # (B, H, W) long
     onehot: Tensor  # (B, N, H, W)
-    # The step's random draws for these images (distributed.StepNoise); None: G and LabelMix draw
+    # The step's random draws for these images (global_batch.StepNoise); None: G and LabelMix draw
     z_g: Tensor | None = None  # (B, z_dim) for the G step
     z_d: Tensor | None = None  # (B, z_dim) for the D step
     labelmix_mask: Tensor | None = None  # (B, 1, H, W)
@@ -178,7 +178,7 @@ def train(
             raise CheckpointError(
                 f"{ck['path']}: was trained with a different model or dataset than the one asked for now"
             )
-        resilience.check_resume_classes(ck, info)
+        preflight.check_resume_classes(ck, info)
         G.load_state_dict(ck["generator"])
         D.load_state_dict(ck["discriminator"])
         G_ema.load_state_dict(ck["generator_ema"])
@@ -187,10 +187,10 @@ def train(
         set_rng_state(ck["rng"])
         start_step, elapsed_before = int(ck["step"]), float(ck.get("seconds", 0.0))
     # start-up checks on every rank (writable, shared, room for checkpoints), one message if any fails
-    resilience.preflight(run_dir, world, resilience.estimate_checkpoint_bytes(run_dir, [G, D, G_ema], [G, D]))
+    preflight.preflight(run_dir, world, preflight.estimate_checkpoint_bytes(run_dir, [G, D, G_ema], [G, D]))
     if world.is_main:
-        resilience.write_text_atomic(run_dir / "config.json", cfg.to_json())
-        resilience.write_text_atomic(run_dir / "dataset.json", info.to_json())
+        preflight.write_text_atomic(run_dir / "config.json", cfg.to_json())
+        preflight.write_text_atomic(run_dir / "dataset.json", info.to_json())
 
     def make_loader(first_step: int) -> torch.utils.data.DataLoader:
         # this rank's grad_accum micro-batches of every step from first_step (a roll-back restarts it)
@@ -235,7 +235,7 @@ def train(
             "rng": rng_state(),
             "seconds": elapsed_before + time.perf_counter() - t0,
         }
-        resilience.save_checkpoint_or_explain(run_dir, step, payload, keep=t.keep_checkpoints)
+        preflight.save_checkpoint_or_explain(run_dir, step, payload, keep=t.keep_checkpoints)
 
     def sample(step: int) -> None:
         use_ema()
@@ -256,10 +256,11 @@ def train(
     guard = resilience.DivergenceGuard(
         policy=t.nonfinite_policy, max_nonfinite=t.max_nonfinite, window=t.nonfinite_window,
         lr_factor=t.rollback_lr_factor, max_rollbacks=t.max_rollbacks, run_dir=run_dir, world=world,
-        restore_targets={"generator": G, "discriminator": D, "generator_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d},
+        restore_targets={"generator": G, "discriminator": D, "generator_ema": G_ema,
+                         "opt_g": opt_g, "opt_d": opt_d},
         optimizers=[opt_g, opt_d], loader=loader, log=resilience.EventLog(run_dir, world),
     )
-    global_batch = t.batch_size * t.grad_accum * world.size
+    n_global = t.batch_size * t.grad_accum * world.size  # images per step over all ranks
     z_dim = cfg.model.z_dim if cfg.model.use_3d_noise else None
     G.train()
     D.train()
@@ -268,31 +269,31 @@ def train(
             break
         batch = _to_batch(raw, n_cls, dev)
         alpha = (
-            distributed.class_balance_weights(world, batch.label_map, n_cls, info.ignore_index)
+            global_batch.class_balance_weights(world, batch.label_map, n_cls, info.ignore_index)
             if cfg.loss.class_balancing
             else None
         )
         # z and LabelMix coins of the whole global batch; this rank's micro-batches take their rows
-        noise = distributed.StepNoise.draw(t.seed, step, global_batch, z_dim=z_dim,
-                                           labelmix_classes=n_cls if cfg.loss.labelmix else None)
-        micro = distributed.micro_batches(batch, world, t.grad_accum, noise)
+        noise = global_batch.StepNoise.draw(t.seed, step, n_global, z_dim=z_dim,
+                                            labelmix_classes=n_cls if cfg.loss.labelmix else None)
+        micro = global_batch.micro_batches(batch, world, t.grad_accum, noise)
         # G step (D frozen: its parameters need no gradient here); non-finite: skip the update
         D.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
-        g_parts = distributed.accumulate(lambda mb: generator_step(cfg, G, D, mb, alpha), micro, "g/total", (G, D))
+        g_parts = global_batch.accumulate(lambda mb: generator_step(cfg, G, D, mb, alpha), micro, "g/total", (G, D))
         g_ok = guard.update_ok("G", world.sync_gradients(G.parameters(), g_parts["g/total"]), step + 1)
         if g_ok:
             opt_g.step()
         D.requires_grad_(True)
         # D step
         opt_d.zero_grad(set_to_none=True)
-        d_parts = distributed.accumulate(
+        d_parts = global_batch.accumulate(
             lambda mb: discriminator_step(cfg, G, D, mb, alpha, n_cls), micro, "d/total", (G, D))
         d_ok = guard.update_ok("D", world.sync_gradients(D.parameters(), d_parts["d/total"]), step + 1)
         if d_ok:
             opt_d.step()
         # EMA
-        ema_update(G_ema, G, t.ema_decay)
+        ema_update(G_ema, G, ema_decay_at(step, t.ema_decay, t.ema_warmup))
         step += 1
         bar.update(1)
         # divergence: repeated non-finite updates roll back to the last checkpoint (or stop)
@@ -336,6 +337,13 @@ def train(
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+def ema_decay_at(step: int, decay: float, warmup: bool) -> float:
+    """min(decay, (1 + step) / (10 + step)) with warm-up: early on the average forgets the
+    random initial weights quickly (0.999 would still hold 82% of them after 200 steps); from
+    step ~9k (decay 0.999) or ~90k (0.9999) on it is the configured decay."""
+    return min(decay, (1.0 + step) / (10.0 + step)) if warmup else decay
+
 
 def _finite(x: float) -> bool:
     return x == x and abs(x) != float("inf")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dpgan.checkpoint import list_checkpoints
+from dpgan.checkpoint import list_checkpoints, load_checkpoint
 from dpgan.commands import add_device_arg
 from dpgan.config import ABLATIONS, PRESETS, Config, preset
 from dpgan.errors import DPGANError
@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="a config.json to start from instead of a preset")
     p.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its latest checkpoint")
+    p.add_argument(
+        "--auto-resume", action="store_true",
+        help="continue the run in --run-dir if it has a checkpoint, else start it (one command for the first "
+        "launch, torchrun --max-restarts and requeued cluster jobs; docs/distributed.md)",
+    )
     p.add_argument("--dataset", help="override the preset's dataset, e.g. 'folder' for your own image/label pairs")
     p.add_argument("--data-root", help="folder of the dataset (real datasets and custom folders)")
     p.add_argument("--steps", type=int)
@@ -103,10 +108,13 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
     run_dir = args.run_dir or Path("runs") / base.name
     saved = run_dir / "config.json"
     has_checkpoints = bool(list_checkpoints(run_dir))
+    if getattr(args, "auto_resume", False):
+        args.resume = has_checkpoints
     if args.resume:
         if not has_checkpoints:
             raise DPGANError(f"--resume: {run_dir} holds no checkpoint to resume from")
-        base = Config.from_json(saved.read_text())
+        base = Config.from_json(saved.read_text()) if saved.is_file() else Config.from_json(
+            load_checkpoint(run_dir)["config"])  # config.json lost: the checkpoint holds the config too
     elif has_checkpoints:
         raise DPGANError(
             f"{run_dir} already holds a run; pass --resume to continue it or --run-dir to start a new one"
@@ -115,10 +123,27 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dpgan import distributed, resilience
     from dpgan.train import train
 
-    cfg, run_dir = resolve_config(args)
-    result = train(cfg, run_dir, device=args.device, resume=args.resume, progress=not args.no_progress)
+    world = distributed.init_from_env(args.device)  # torchrun: one process per device; else one process
+    try:
+        cfg, run_dir = resolve_config(args)
+        with resilience.GracefulStop() as stop:  # SIGTERM/SIGINT: finish the step, checkpoint, exit 0
+            result = train(cfg, run_dir, device=str(world.device), resume=args.resume,
+                           progress=not args.no_progress, world=world, stop=stop)
+    except DPGANError:
+        if world.is_main:
+            raise
+        return 2  # every rank meets the same error; rank 0 prints it once
+    finally:
+        world.close()
+    if not world.is_main:
+        return 0
+    if result.stopped is not None:
+        print(f"stopped by {result.stopped} at step {result.step} of {cfg.train.steps}; checkpoint written to "
+              f"{result.run_dir / 'checkpoints'}; continue with: dpgan train --run-dir {result.run_dir} --resume")
+        return 0
     minutes = result.seconds / 60
     print(f"trained {result.step} steps in {minutes:.1f} min; run folder: {result.run_dir}")
     print(f"  samples:     {result.run_dir / 'samples' / 'latest.png'}")
