@@ -14,12 +14,13 @@ The second pyramid is the generator's own, coarse-to-fine image pyramid; hence "
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dpgan.models.oasis_generator import ConditionalGenerator
-from dpgan.models.spade import SPADEResBlock, generator_channels
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -60,25 +61,16 @@ class DualPyramidGenerator(ConditionalGenerator):
         pyramid_width: int = 64,
     ) -> None:
         super().__init__(num_classes, z_dim, use_3d_noise, num_res_blocks)
-        ch = generator_channels(width, num_res_blocks)
-        self.fc = nn.Conv2d(self.cond_channels, ch[0], 3, padding=1)
         self.pyramid = LabelPyramid(self.cond_channels, pyramid_width, num_res_blocks)
-        self.body = nn.ModuleList(
-            SPADEResBlock(ch[i], ch[i + 1], 2 * pyramid_width, hidden=0, spectral_norm=spectral_norm)
-            for i in range(num_res_blocks)
-        )
-        self.conv_img = nn.Conv2d(ch[-1], 3, 3, padding=1)
+        self.build_trunk(width, 2 * pyramid_width, 0, spectral_norm)
 
-    def forward(self, label_map: Tensor, z: Tensor | None = None) -> Tensor:
-        cond = self.condition(label_map, z)
+    def block_conditions(self, cond: Tensor) -> Callable[[int, torch.Size], Tensor]:
         levels = self.pyramid(cond)
-        coarsest = levels[-1]
-        x = self.fc(F.interpolate(cond, size=self.latent_size(*cond.shape[-2:])))
-        n = len(self.body)
-        for i, block in enumerate(self.body):
-            local = levels[n - i]  # the pyramid level at this block's scale
-            layout = F.interpolate(coarsest, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            x = block(x, torch.cat([layout, local], dim=1))
-            if i < n - 1:
-                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        coarsest, n = levels[-1], len(self.body)
+
+        def condition_of(i: int, size: torch.Size) -> Tensor:
+            local = levels[n - i]  # the pyramid level at this block's scale: object detail
+            layout = F.interpolate(coarsest, size=size, mode="bilinear", align_corners=False)
+            return torch.cat([layout, local], dim=1)
+
+        return condition_of

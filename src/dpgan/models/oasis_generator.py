@@ -7,6 +7,8 @@ the label channels, as in the published code, so published checkpoints convert.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -56,6 +58,30 @@ class ConditionalGenerator(nn.Module):
             raise ValueError(f"z must be (B, {self.z_dim}) or (B, {self.z_dim}, {h}, {w}), got {tuple(z.shape)}")
         return torch.cat([z.to(label_map.dtype), label_map], dim=1)
 
+    def build_trunk(self, width: int, spade_cond: int, spade_hidden: int, spectral_norm: bool) -> None:
+        """First conv at 1/2^(n-1), n SPADE blocks with x2 upsampling between them, conv to RGB."""
+        ch = generator_channels(width, self.num_res_blocks)
+        self.fc = nn.Conv2d(self.cond_channels, ch[0], 3, padding=1)
+        self.body = nn.ModuleList(
+            SPADEResBlock(ch[i], ch[i + 1], spade_cond, hidden=spade_hidden, spectral_norm=spectral_norm)
+            for i in range(self.num_res_blocks)
+        )
+        self.conv_img = nn.Conv2d(ch[-1], 3, 3, padding=1)
+
+    def block_conditions(self, cond: Tensor) -> Callable[[int, torch.Size], Tensor]:
+        """(block index, its spatial size) -> what that block's SPADE layers are conditioned on."""
+        raise NotImplementedError
+
+    def forward(self, label_map: Tensor, z: Tensor | None = None) -> Tensor:
+        cond = self.condition(label_map, z)
+        condition_of = self.block_conditions(cond)
+        x = self.fc(F.interpolate(cond, size=self.latent_size(*cond.shape[-2:])))
+        for i, block in enumerate(self.body):
+            x = block(x, condition_of(i, x.shape[-2:]))
+            if i < len(self.body) - 1:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
     def latent_size(self, h: int, w: int) -> tuple[int, int]:
         stride = 2 ** (self.num_res_blocks - 1)
         if h % stride or w % stride:
@@ -79,19 +105,7 @@ class OASISGenerator(ConditionalGenerator):
         spade_hidden: int = 128,
     ) -> None:
         super().__init__(num_classes, z_dim, use_3d_noise, num_res_blocks)
-        ch = generator_channels(width, num_res_blocks)
-        self.fc = nn.Conv2d(self.cond_channels, ch[0], 3, padding=1)
-        self.body = nn.ModuleList(
-            SPADEResBlock(ch[i], ch[i + 1], self.cond_channels, hidden=spade_hidden, spectral_norm=spectral_norm)
-            for i in range(num_res_blocks)
-        )
-        self.conv_img = nn.Conv2d(ch[-1], 3, 3, padding=1)
+        self.build_trunk(width, self.cond_channels, spade_hidden, spectral_norm)
 
-    def forward(self, label_map: Tensor, z: Tensor | None = None) -> Tensor:
-        cond = self.condition(label_map, z)
-        x = self.fc(F.interpolate(cond, size=self.latent_size(*cond.shape[-2:])))
-        for i, block in enumerate(self.body):
-            x = block(x, cond)
-            if i < len(self.body) - 1:
-                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+    def block_conditions(self, cond: Tensor) -> Callable[[int, torch.Size], Tensor]:
+        return lambda i, size: cond  # SPADE resizes [z ; label] to each block's scale itself
