@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "dpgan.data.synthetic",
     "dpgan.data.check",
     "dpgan.evaluate.commands",
+    "dpgan.evaluate.run_commands",
 )
 
 
