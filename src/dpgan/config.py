@@ -97,6 +97,19 @@ class TrainConfig:
     nonfinite_window: int = 100
     rollback_lr_factor: float = 0.5
     max_rollbacks: int = 3
+    # Speed (benchmarks/): results are the same as the plain fp32 path (tests/test_speed.py)
+    channels_last: bool = False  # NHWC memory format for G and D
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast on CUDA; master weights stay fp32)
+    compile: bool = False  # torch.compile G and D, falling back to eager where it cannot compile
+    cudnn_benchmark: bool = True  # cuDNN autotuning (fixed input sizes)
+    # Evaluation during training (dpgan.evaluate.training_eval): every eval_every steps (0: never)
+    # on eval_images validation label maps; the best checkpoint by eval_metric is kept as best.pt
+    eval_every: int = 0
+    eval_metric: str = "auto"  # "auto": fid with Inception weights, else refseg_fd, else miou
+    eval_images: int = 64
+    eval_segmenter: str | None = None  # reference segmenter file (default: the dataset's usual place)
+    eval_inception: str | None = None  # pytorch-fid Inception weights file, for FID/KID
+    eval_segmenter_weights: str | None = None  # the dataset's published segmenter (DRN / UperNet / DeepLab)
 
 
 @dataclass(frozen=True)
@@ -181,6 +194,10 @@ def validate(cfg: Config) -> None:
         raise DPGANError("train.max_nonfinite and train.nonfinite_window must be >= 1, train.max_rollbacks >= 0")
     if not 0.0 < t.rollback_lr_factor <= 1.0:
         raise DPGANError(f"train.rollback_lr_factor must be in (0, 1], not {t.rollback_lr_factor}")
+    if t.precision not in ("fp32", "bf16"):
+        raise DPGANError(f"train.precision must be 'fp32' or 'bf16', not {t.precision!r}")
+    if t.eval_every < 0 or t.eval_images < 1:
+        raise DPGANError("train.eval_every must be >= 0 and train.eval_images >= 1")
     d = cfg.data
     stride = 2 ** (m.num_res_blocks - 1)
     if d.height % stride or d.width % stride:

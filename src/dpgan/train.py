@@ -186,6 +186,14 @@ def train(
         opt_d.load_state_dict(ck["opt_d"])
         set_rng_state(ck["rng"])
         start_step, elapsed_before = int(ck["step"]), float(ck.get("seconds", 0.0))
+    # evaluation every eval_every steps on rank 0, keeping the best checkpoint (best.pt);
+    # built before anything is written, so that missing networks refuse the run up front
+    evaluator = None
+    if t.eval_every and world.is_main:
+        from dpgan.evaluate.training_eval import TrainingEvaluator
+
+        evaluator = TrainingEvaluator(cfg, val_set, info, dev, run_dir=run_dir, seed=t.seed)
+
     # start-up checks on every rank (writable, shared, room for checkpoints), one message if any fails
     preflight.preflight(run_dir, world, preflight.estimate_checkpoint_bytes(run_dir, [G, D, G_ema], [G, D]))
     if world.is_main:
@@ -222,9 +230,8 @@ def train(
             lambda g, raw: g(one_hot(raw["label"].to(dev), n_cls)),
         )
 
-    def save(step: int) -> None:
-        use_ema()
-        payload = {
+    def checkpoint_payload() -> dict:
+        return {
             "config": cfg.to_json(),
             "dataset_info": info.to_json(),
             "generator": G.state_dict(),
@@ -235,7 +242,22 @@ def train(
             "rng": rng_state(),
             "seconds": elapsed_before + time.perf_counter() - t0,
         }
-        preflight.save_checkpoint_or_explain(run_dir, step, payload, keep=t.keep_checkpoints)
+
+    def save(step: int) -> None:
+        use_ema()
+        preflight.save_checkpoint_or_explain(run_dir, step, checkpoint_payload(), keep=t.keep_checkpoints)
+
+    def evaluate(step: int) -> None:
+        from dpgan.evaluate.training_eval import save_best_checkpoint
+
+        use_ema()
+        metrics = evaluator(G_ema, step)
+        if writer is not None:
+            for k, v in metrics.items():
+                writer.add_scalar(f"eval/{k}", v, step)
+        bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))
+        if evaluator.update_best(metrics, step):
+            save_best_checkpoint(run_dir, step, checkpoint_payload())
 
     def sample(step: int) -> None:
         use_ema()
@@ -322,6 +344,8 @@ def train(
             sample(step)
         if step % t.checkpoint_every == 0 and world.is_main:
             save(step)
+        if evaluator is not None and step % t.eval_every == 0:
+            evaluate(step)
     bar.close()
 
     # ---- final save ----------------------------------------------------------------------

@@ -306,3 +306,36 @@ def test_segmenter_of_another_dataset_is_refused(tmp_path):
     path = model.save(tmp_path / "segmenter.pt", other, {"miou": 0.5}, {})
     with pytest.raises(DPGANError, match=r"trained on dataset 'mine'.*synthetic-streets"):
         load_eval_networks(SYNTHETIC_STREETS, segmenter=path)
+
+
+def test_training_evaluates_every_n_steps_and_keeps_the_best(segmenter, tmp_path):
+    cfg = tiny_config().override(train={"steps": 4, "eval_every": 2, "eval_images": 3, "eval_metric": "miou",
+                                        "eval_segmenter": str(segmenter), "checkpoint_every": 4})
+    run = tmp_path / "run"
+    train(cfg, run, device="cpu", progress=False)
+    history = [json.loads(line) for line in (run / "eval_history.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in history] == [2, 4]
+    best = json.loads((run / "best.json").read_text())
+    assert best["metric"] == "miou" and best == {"metric": "miou", **select_best(history, "miou")}
+    # best.pt holds the generator of the best evaluation, not simply the last one
+    assert load_checkpoint(best_checkpoint_path(run))["step"] == best["step"]
+    events = list((run / "tb").iterdir())
+    assert events, "TensorBoard logs were written"
+
+
+def test_training_refuses_eval_without_networks(tmp_path):
+    cfg = tiny_config().override(train={"eval_every": 1, "eval_segmenter": str(tmp_path / "none.pt")})
+    with pytest.raises(DPGANError, match="none.pt"):
+        train(cfg, tmp_path / "run", device="cpu", progress=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before any training
+
+
+def test_train_command_evaluation_flags_reach_the_config():
+    from dpgan.cli import build_parser
+    from dpgan.commands.train import resolve_config
+
+    args = build_parser().parse_args(["train", "--eval-every", "500", "--eval-metric", "miou", "--eval-images", "16",
+                                      "--segmenter", "seg.pt", "--inception-weights", "pt_inception.pth"])
+    t = resolve_config(args)[0].train
+    assert (t.eval_every, t.eval_metric, t.eval_images, t.eval_segmenter, t.eval_inception) == (
+        500, "miou", 16, "seg.pt", "pt_inception.pth")

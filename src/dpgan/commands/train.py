@@ -28,6 +28,12 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "dataset": ("data", "dataset"),
     "data_root": ("data", "root"),
     "num_workers": ("data", "num_workers"),
+    "eval_every": ("train", "eval_every"),
+    "eval_metric": ("train", "eval_metric"),
+    "eval_images": ("train", "eval_images"),
+    "segmenter": ("train", "eval_segmenter"),
+    "inception_weights": ("train", "eval_inception"),
+    "segmenter_weights": ("train", "eval_segmenter_weights"),
 }
 
 
@@ -62,6 +68,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-every", type=int)
     p.add_argument("--log-every", type=int)
     p.add_argument("--num-workers", type=int)
+    ev = p.add_argument_group("evaluation during training (best checkpoint: RUN/checkpoints/best.pt)")
+    ev.add_argument("--eval-every", type=int, metavar="N", help="evaluate the EMA generator every N steps (0: never)")
+    ev.add_argument("--eval-metric", choices=["auto", "fid", "kid", "refseg_fd", "miou", "obj_miou"],
+                    help="metric that picks the best checkpoint (auto: fid if --inception-weights, else refseg_fd)")
+    ev.add_argument("--eval-images", type=int, metavar="N", help="validation label maps per evaluation (64)")
+    ev.add_argument("--segmenter", metavar="FILE", help="reference segmenter from `dpgan train-segmenter`")
+    ev.add_argument("--inception-weights", metavar="FILE", help="pytorch-fid Inception weights, for FID")
+    ev.add_argument("--segmenter-weights", metavar="PATH",
+                    help="the dataset's published segmenter (DRN-D-105 file, UperNet folder, DeepLab file)")
     p.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override any config field, e.g. --set model.g_width=32 (VALUE is JSON or a bare string)",
