@@ -330,12 +330,13 @@ def test_training_refuses_eval_without_networks(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()  # refused before any training
 
 
-def test_train_command_evaluation_flags_reach_the_config():
+def test_train_command_evaluation_flags_reach_the_config(tmp_path):
     from dpgan.cli import build_parser
     from dpgan.commands.train import resolve_config
 
     args = build_parser().parse_args(["train", "--eval-every", "500", "--eval-metric", "miou", "--eval-images", "16",
-                                      "--segmenter", "seg.pt", "--inception-weights", "pt_inception.pth"])
+                                      "--segmenter", "seg.pt", "--inception-weights", "pt_inception.pth",
+                                      "--run-dir", str(tmp_path / "run")])
     t = resolve_config(args)[0].train
     assert (t.eval_every, t.eval_metric, t.eval_images, t.eval_segmenter, t.eval_inception) == (
         500, "miou", 16, "seg.pt", "pt_inception.pth")
