@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "dpgan.data.check",
     "dpgan.evaluate.commands",
     "dpgan.evaluate.run_commands",
+    "dpgan.commands.demo",
 )
 
 
