@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "dpgan.evaluate.commands",
     "dpgan.evaluate.run_commands",
     "dpgan.commands.demo",
+    "dpgan.commands.export",
 )
 
 

@@ -36,8 +36,14 @@ class LoadedGenerator:
 
 
 def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
-    """The EMA generator of a run folder (its latest checkpoint) or of one checkpoint file."""
+    """The EMA generator of a run folder (its latest checkpoint), of one checkpoint file, or
+    of a saved-model folder (config.json + model.safetensors, see dpgan.pretrained)."""
+    from dpgan.pretrained import is_pretrained_dir, load_pretrained
+
     dev = resolve_device(device)
+    if is_pretrained_dir(checkpoint):
+        G, cfg, info, step = load_pretrained(checkpoint)
+        return LoadedGenerator(G.to(dev), cfg, info, step, str(checkpoint))
     ck = load_checkpoint(checkpoint, map_location="cpu")
     cfg = Config.from_json(ck["config"])
     info = DatasetInfo.from_dict(json.loads(ck["dataset_info"]))
@@ -51,6 +57,14 @@ def noise_for_seeds(seeds: list[int], z_dim: int, device: torch.device) -> Tenso
     """One z per seed, each from its own generator (CPU, so results match across devices)."""
     zs = [torch.randn(1, z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
     return torch.cat(zs).to(device)
+
+
+def mixed_noise(seed: int, new_seed: int, mask: Tensor, z_dim: int) -> Tensor:
+    """(1, z_dim, H, W) noise map: z of `seed` everywhere except where the (H, W) `mask` is
+    set, which gets z of `new_seed`. The generator takes such a map in place of a vector, so
+    only the masked region changes appearance; an empty mask gives exactly the image of `seed`."""
+    z = noise_for_seeds([seed, new_seed], z_dim, mask.device)
+    return torch.where(mask.bool()[None, None], z[1, :, None, None], z[0, :, None, None])
 
 
 @torch.no_grad()
