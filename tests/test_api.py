@@ -169,3 +169,21 @@ def test_missing_foreign_and_corrupt_saved_models(model, tmp_path):
     (other / CONFIG_FILE).write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="does not fit"):
         DPGAN.from_pretrained(other)
+
+
+def test_baked_generator_equals_the_spectral_normalised_one(tiny_run, model, label):
+    """Loading bakes spectral norm into plain weights; the trained (parametrised) EMA generator
+    must give the very same output."""
+    from dpgan.checkpoint import load_checkpoint
+    from dpgan.models import build_models_from_config
+
+    ck = load_checkpoint(tiny_run, map_location="cpu")
+    G, _ = build_models_from_config(model.config.model, model.num_classes)
+    G.load_state_dict(ck["generator_ema"])
+    G.eval()
+    assert any("parametrizations" in k for k in G.state_dict())
+    assert not any("parametrizations" in k for k in model.generator.state_dict())
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(label)[None], model.num_classes).permute(0, 3, 1, 2).float()
+    z = torch.randn(1, model.generator.z_dim)
+    with torch.no_grad():
+        assert torch.equal(model.generator(onehot, z), G(onehot, z))

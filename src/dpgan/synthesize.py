@@ -38,7 +38,7 @@ class LoadedGenerator:
 def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
     """The EMA generator of a run folder (its latest checkpoint), of one checkpoint file, or
     of a saved-model folder (config.json + model.safetensors, see dpgan.pretrained)."""
-    from dpgan.pretrained import is_pretrained_dir, load_pretrained
+    from dpgan.pretrained import baked_state_dict, is_pretrained_dir, load_pretrained, plain_generator
 
     dev = resolve_device(device)
     if is_pretrained_dir(checkpoint):
@@ -49,8 +49,10 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
     info = DatasetInfo.from_dict(json.loads(ck["dataset_info"]))
     G, _ = build_models_from_config(cfg.model, info.num_classes)
     G.load_state_dict(ck["generator_ema"])
-    G.requires_grad_(False)
-    return LoadedGenerator(G.to(dev).eval(), cfg, info, int(ck["step"]), ck["path"])
+    # spectral norm baked into plain weights: the same images (eval mode divides by a fixed
+    # sigma), without recomputing sigma at every call (benchmarks/infer_speed.py)
+    G = plain_generator(cfg, info.num_classes, baked_state_dict(G))
+    return LoadedGenerator(G.to(dev), cfg, info, int(ck["step"]), ck["path"])
 
 
 def noise_for_seeds(seeds: list[int], z_dim: int, device: torch.device) -> Tensor:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dpgan import distributed, global_batch, losses, preflight, resilience
+from dpgan import distributed, global_batch, losses, preflight, resilience, speed
 from dpgan.checkpoint import list_checkpoints, load_checkpoint, rng_state, set_rng_state
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
@@ -165,6 +165,10 @@ def train(
     G, D = build_models_from_config(cfg.model, n_cls)
     G, D = G.to(dev), D.to(dev)
     G_ema = make_ema(G)
+    # speed options (fused D resampling, channels_last, compile; same results: tests/test_speed.py)
+    G, D = speed.prepare_models(G, D, t, dev, ema=G_ema)
+    step_g = speed.with_autocast(generator_step, t, dev)  # bf16 forwards on CUDA if asked
+    step_d = speed.with_autocast(discriminator_step, t, dev)
     G, D = distributed.prepare_models(G, D, world, t.sync_batchnorm)  # after the EMA copy: it stays plain
     opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(float(t.beta1), float(t.beta2)))
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(float(t.beta1), float(t.beta2)))
@@ -302,7 +306,7 @@ def train(
         # G step (D frozen: its parameters need no gradient here); non-finite: skip the update
         D.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
-        g_parts = global_batch.accumulate(lambda mb: generator_step(cfg, G, D, mb, alpha), micro, "g/total", (G, D))
+        g_parts = global_batch.accumulate(lambda mb: step_g(cfg, G, D, mb, alpha), micro, "g/total", (G, D))
         g_ok = guard.update_ok("G", world.sync_gradients(G.parameters(), g_parts["g/total"]), step + 1)
         if g_ok:
             opt_g.step()
@@ -310,7 +314,7 @@ def train(
         # D step
         opt_d.zero_grad(set_to_none=True)
         d_parts = global_batch.accumulate(
-            lambda mb: discriminator_step(cfg, G, D, mb, alpha, n_cls), micro, "d/total", (G, D))
+            lambda mb: step_d(cfg, G, D, mb, alpha, n_cls), micro, "d/total", (G, D))
         d_ok = guard.update_ok("D", world.sync_gradients(D.parameters(), d_parts["d/total"]), step + 1)
         if d_ok:
             opt_d.step()
