@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "dpgan.evaluate.run_commands",
     "dpgan.commands.demo",
     "dpgan.commands.export",
+    "dpgan.commands.study",
 )
 
 

@@ -228,11 +228,17 @@ def train(
 
     def use_ema() -> None:
         # BN statistics of the averaged weights, from training batches (no labels leak: G only).
-        recalibrate_batchnorm(
-            G_ema,
-            _cycle_batches(train_set, t.batch_size, t.ema_bn_batches, t.seed),
-            lambda g, raw: g(one_hot(raw["label"].to(dev), n_cls)),
-        )
+        # The noise comes from its own seeded generator: drawn from the global RNG it would depend
+        # on whatever ran before (an evaluation's data loader draws a seed), and a resumed run's
+        # EMA statistics would differ from those of a run that never stopped.
+        noise = torch.Generator().manual_seed(t.seed)
+
+        def forward(g: nn.Module, raw: dict) -> Tensor:
+            label = raw["label"].to(dev)
+            z = torch.randn(label.shape[0], g.z_dim, generator=noise).to(dev) if g.z_dim else None
+            return g(one_hot(label, n_cls), z)
+
+        recalibrate_batchnorm(G_ema, _cycle_batches(train_set, t.batch_size, t.ema_bn_batches, t.seed), forward)
 
     def checkpoint_payload() -> dict:
         return {
@@ -255,7 +261,10 @@ def train(
         from dpgan.evaluate.training_eval import save_best_checkpoint
 
         use_ema()
-        metrics = evaluator(G_ema, step)
+        # the evaluation's data loader draws from the global RNG: keep training's stream as it
+        # would be without evaluations (and as a resumed run, restored before them, has it)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            metrics = evaluator(G_ema, step)
         if writer is not None:
             for k, v in metrics.items():
                 writer.add_scalar(f"eval/{k}", v, step)

@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
+def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -107,7 +107,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         value = getattr(args, flag, None)
         if value is not None:
             changes.setdefault(section, {})[field] = value
-    for section, fields in _parse_set(args.set).items():
+    for section, fields in parse_set(args.set).items():
         changes.setdefault(section, {}).update(fields)
     return changes
 

@@ -1,0 +1,98 @@
+"""`dpgan study` at a tiny size: the grid, skipping finished runs, resuming, the report."""
+
+import json
+import math
+
+import pytest
+
+from dpgan.cli import main
+from dpgan.errors import DPGANError
+from dpgan.study.grid import TABLES, distinct_models, tables_of
+from dpgan.study.report import summary
+from dpgan.study.runner import RESULT_FILE, StudySettings, open_study, plan
+
+TINY_SETS = [
+    "data.height=32", "data.width=64", "data.num_train=8", "data.num_val=4", "data.num_workers=0",
+    "model.num_res_blocks=4", "model.g_width=4", "model.d_width=4", "model.z_dim=8", "model.pyramid_width=8",
+    "model.spade_hidden=8", "train.batch_size=2", "train.ema_bn_batches=1", "train.log_every=1",
+]
+
+
+def _study(out, *extra):
+    args = ["study", "--grid", "generator-discriminator", "--out", str(out), "--seeds", "2", "--steps", "2",
+            "--eval-every", "1", "--eval-images", "4", "--segmenter-steps", "2", "--device", "cpu", "--no-progress"]
+    for item in TINY_SETS:
+        args += ["--set", item]
+    return main([*args, *extra])
+
+
+def test_paper_grid_has_the_three_tables_and_trains_dp_gan_once():
+    tables = tables_of("paper-ablations")
+    assert [t.key for t in tables] == ["a", "b", "c"]
+    assert all(len(t.rows) == 4 for t in tables)
+    runs = distinct_models(tables)
+    # DP/DP, patch on the encoder and features on the decoder are one model: trained once
+    assert runs["dp-dp"] == runs["patch-enc"] == runs["fm-dec"] == "dp-dp"
+    assert len(set(runs.values())) == 10
+    specs = plan(StudySettings(seeds=3), __import__("pathlib").Path("/x"))
+    assert len(specs) == 30 and specs[0].seed == 0 and specs[-1].seed == 2  # every row gets seed 0 first
+
+
+def test_study_runs_skips_finished_runs_and_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert _study(out) == 0
+    specs = plan(open_study(out, None), out)
+    assert len(specs) == 8  # 4 models x 2 seeds
+    for spec in specs:
+        record = json.loads(spec.result_path.read_text())
+        assert record["step"] == 2 and record["seed"] == spec.seed
+        assert [e["step"] for e in record["history"]] == [1, 2]
+        assert set(record["metrics"]) >= {"miou", "obj_miou", "refseg_fd"}
+    report = (out / "results.md").read_text()
+    for label in ("OA / OA (OASIS)", "OA / DP", "DP / OA", "DP / DP (DP-GAN)", "*real images*"):
+        assert label in report
+    assert " ± " in report  # two seeds: a spread
+    assert "## Summary" in report and ("seed spread" in report)
+    assert (out / "plots" / "miou_vs_step_a.svg").read_text().startswith("<svg")
+    assert (out / "plots" / "iou_by_size_a.svg").is_file()
+
+    # idempotent: a second call trains nothing
+    stamp = {s.name: s.result_path.stat().st_mtime_ns for s in specs}
+    capsys.readouterr()
+    assert _study(out) == 0
+    assert "0 to go" in capsys.readouterr().out
+    assert {s.name: s.result_path.stat().st_mtime_ns for s in specs} == stamp
+
+    # a run interrupted after step 1 (its step-1 checkpoint is the latest, no result) resumes
+    # from there and, resume being exact, ends with the very same scores
+    victim = specs[3]
+    before = json.loads(victim.result_path.read_text())
+    victim.result_path.unlink()
+    (victim.run_dir / "checkpoints" / "step_00000002.pt").unlink()
+    assert (victim.run_dir / "checkpoints" / "step_00000001.pt").is_file()
+    assert _study(out) == 0
+    after = json.loads(victim.result_path.read_text())
+    assert after["step"] == 2 and after["metrics"] == before["metrics"]
+    assert [e["step"] for e in after["history"]] == [1, 2]
+
+
+def test_other_settings_in_the_same_folder_are_refused(tmp_path):
+    out = tmp_path / "s"
+    open_study(out, StudySettings(grid="patch-loss", seeds=2))
+    with pytest.raises(DPGANError, match="differs in: seeds"):
+        open_study(out, StudySettings(grid="patch-loss", seeds=3))
+    with pytest.raises(DPGANError, match="unknown study grid"):
+        StudySettings(grid="everything")
+
+
+def test_summary_compares_with_the_dp_gan_row_against_the_seed_spread():
+    def run(ablation, seed, miou):
+        return {"ablation": ablation, "seed": seed, "metrics": {"miou": miou, "obj_miou": math.nan, "refseg_fd": 1.0}}
+
+    table = [TABLES["a"]]
+    results = [run("dp-dp", 0, 0.50), run("dp-dp", 1, 0.52), run("oa-oa", 0, 0.30), run("oa-oa", 1, 0.31),
+               run("oa-dp", 0, 0.49), run("oa-dp", 1, 0.55), run("dp-oa", 0, 0.55)]
+    lines = "\n".join(summary(results, table))
+    assert "OA / OA (OASIS) vs DP / DP (DP-GAN), mIoU: -20.50 (worse than DP / DP (DP-GAN)), exceeds" in lines
+    assert "OA / DP vs DP / DP (DP-GAN), mIoU: +1.00 (better than DP / DP (DP-GAN)), within the seed spread (5.66)" in lines and "within the seed spread" in lines
+    assert "DP / OA vs DP / DP (DP-GAN), mIoU" in lines and "cannot tell (only 1 seed)" in lines
