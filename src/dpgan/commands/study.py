@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from dpgan import __version__
     from dpgan.commands.train import parse_set
     from dpgan.study.report import write_report
-    from dpgan.study.runner import QUICK, StudySettings, open_study, run_study
+    from dpgan.study.runner import QUICK, StudySettings, open_study, resolve_devices, run_study
 
     if args.only is not None:
         settings = open_study(args.out, None)
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     header = [
         f"Command: `dpgan study --grid {settings.grid} --out {args.out}"
         + (" --quick" if args.quick else "") + "`" + (f" (settings: {settings.to_dict()})" if not args.quick else ""),
-        f"Device: {args.device}; torch {torch.__version__}; dpgan {__version__}; Python {platform.python_version()}.",
+        f"Device: {', '.join(resolve_devices(args.device))}; torch {torch.__version__}; dpgan {__version__}; Python {platform.python_version()}.",
         f"{len(results)} finished runs; {settings.seeds} seed(s) per row, {settings.steps or 'preset'} steps, "
         f"judged on {settings.eval_images} validation label maps by the study's reference segmenter.",
     ]

@@ -193,9 +193,9 @@ def write_report(out: Path, results: list[dict[str, Any]], grid: str, header_lin
     lines += summary(results, tables) or ["- no finished runs to compare yet"]
     lines += ["", "## Plots", ""]
     for table in tables:
-        for key, header, _, _ in METRICS:
+        for key, header, _, scale in METRICS:
             name = f"{key}_vs_step_{table.key}.svg"
-            series = {label: history_series(rows[r], key) for r, label in table.rows}
+            series = {label: [(x, y * scale) for x, y in history_series(rows[r], key)] for r, label in table.rows}
             (plots / name).write_text(svg_lines(series, title=f"{table.title}: {header} vs training step"))
             lines.append(f"![{header} vs step, table {table.key}](plots/{name})")
         if bins:
