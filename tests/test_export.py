@@ -54,3 +54,13 @@ def test_export_of_a_missing_run_names_it(tmp_path, capsys):
     assert main(["export", str(tmp_path / "no-run"), str(tmp_path / "out")]) == 2
     assert "no-run" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_onnx_export_without_the_onnx_package_says_what_to_install(tiny_run, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    assert main(["export", "--format", "onnx", str(tiny_run), str(tmp_path / "o")]) == 2
+    assert "dpgan[onnx]" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "dpgan.commands.demo",
     "dpgan.commands.export",
     "dpgan.commands.study",
+    "dpgan.commands.convert",
 )
 
 

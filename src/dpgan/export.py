@@ -13,6 +13,7 @@ Two formats, each a folder:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
@@ -56,6 +57,10 @@ def export(loaded: LoadedGenerator, fmt: str, out_dir: str | Path, *, overwrite:
     existing = [out_dir / n for n in names if (out_dir / n).exists()]
     if existing and not overwrite:
         raise DPGANError(f"{existing[0]} already exists; pass --overwrite to replace it")
+    if fmt == "onnx":
+        if importlib.util.find_spec("onnx") is None:  # torch's exporter needs it to write the graph
+            raise DPGANError("--format onnx needs the onnx package: pip install 'dpgan[onnx]' "
+                             "(or pip install onnx==1.23.2)")
     G = loaded.generator.cpu()
     if fmt == "safetensors":
         save_pretrained(G, loaded.config, loaded.info, loaded.step, out_dir)
