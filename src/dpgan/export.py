@@ -13,6 +13,7 @@ Two formats, each a folder:
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -24,8 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from dpgan.errors import DPGANError
-from dpgan.config import Config
-from dpgan.pretrained import baked_state_dict, plain_generator, save_pretrained
+from dpgan.pretrained import bake_spectral_norm, save_pretrained
 from dpgan.synthesize import LoadedGenerator
 
 FORMATS = ("safetensors", "onnx")
@@ -66,7 +66,7 @@ def export(loaded: LoadedGenerator, fmt: str, out_dir: str | Path, *, overwrite:
         save_pretrained(G, loaded.config, loaded.info, loaded.step, out_dir)
         return [out_dir / n for n in names]
     out_dir.mkdir(parents=True, exist_ok=True)
-    export_onnx(G, loaded.config, loaded.info.num_classes, out_dir / ONNX_FILE)
+    export_onnx(G, loaded.info.num_classes, loaded.config.data.height, loaded.config.data.width, out_dir / ONNX_FILE)
     uses_noise = bool(getattr(G, "use_3d_noise", True))
     meta = {
         "format": ONNX_FORMAT, "step": loaded.step, "opset": OPSET,
@@ -82,11 +82,10 @@ def export(loaded: LoadedGenerator, fmt: str, out_dir: str | Path, *, overwrite:
     return [out_dir / n for n in names]
 
 
-def export_onnx(generator: nn.Module, config: Config, num_classes: int, path: Path) -> Path:
-    """Trace the eval-mode generator (spectral norm baked) into an ONNX file, written to a
-    temporary name and renamed, so a failed export leaves no half file behind."""
-    model = IdsToImage(plain_generator(config, num_classes, baked_state_dict(generator)), num_classes).eval()
-    height, width = config.data.height, config.data.width
+def export_onnx(generator: nn.Module, num_classes: int, height: int, width: int, path: Path) -> Path:
+    """Trace the eval-mode generator (a copy, spectral norm baked) into an ONNX file, written to
+    a temporary name and renamed, so a failed export leaves no half file behind."""
+    model = IdsToImage(bake_spectral_norm(copy.deepcopy(generator)), num_classes).eval()
     uses_noise = bool(getattr(generator, "use_3d_noise", True))
     label = torch.zeros(1, height, width, dtype=torch.long)
     args: tuple[Tensor, ...] = (label, torch.zeros(1, generator.z_dim)) if uses_noise else (label,)

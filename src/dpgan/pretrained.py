@@ -12,6 +12,7 @@ run folder, a checkpoint file or a saved-model folder.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -36,27 +37,41 @@ def is_pretrained_dir(path: str | Path) -> bool:
     return Path(path).is_dir() and (Path(path) / WEIGHTS_FILE).exists()
 
 
-def baked_state_dict(generator: nn.Module) -> dict[str, Tensor]:
-    """The generator's state with every spectral-normalised weight replaced by the plain
-    weight / sigma that its eval-mode forward uses (no power iteration runs: u and v stay as
-    trained). The generator itself is left untouched (copying a parametrised module and
-    removing the copy's parametrisation would edit the class both share)."""
-    was_training = generator.training
+def bake_spectral_norm(generator: nn.Module) -> nn.Module:
+    """In place: eval mode, no gradients, and every spectral-normalised conv replaced by a plain
+    conv holding weight / sigma exactly as the eval-mode forward computes it (u and v as
+    trained; no power iteration). Same images, and the state-dict keys of a network built
+    without spectral norm. New modules rather than torch's remove_parametrizations, which edits
+    the parametrised class that deep copies of the model (the EMA generator, for one) share."""
     generator.eval()
-    state = {k: v for k, v in generator.state_dict().items() if ".parametrizations." not in k}
-    with torch.no_grad():
-        for name, module in generator.named_modules():
-            if parametrize.is_parametrized(module, "weight"):
-                state[f"{name}.weight" if name else "weight"] = module.weight.detach().clone()
-    generator.train(was_training)
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    for parent in list(generator.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Conv2d) and parametrize.is_parametrized(child, "weight"):
+                setattr(parent, name, _plain_conv_like(child))
+    return generator.requires_grad_(False)
 
 
-def plain_generator(config: Config, num_classes: int, state: dict[str, Tensor] | None = None) -> nn.Module:
-    """The generator of `config` built without spectral norm (eval mode), optionally loaded."""
+@torch.no_grad()
+def _plain_conv_like(conv: nn.Conv2d) -> nn.Conv2d:
+    w = conv.weight  # the normalised weight, read once
+    plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                      padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
+                      bias=conv.bias is not None, padding_mode=conv.padding_mode, device=w.device, dtype=w.dtype)
+    plain.weight.copy_(w)
+    if conv.bias is not None:
+        plain.bias.copy_(conv.bias)
+    return plain
+
+
+def baked_state_dict(generator: nn.Module) -> dict[str, Tensor]:
+    """The state of a baked copy (`bake_spectral_norm`), on the CPU; the generator is untouched."""
+    baked = bake_spectral_norm(copy.deepcopy(generator))
+    return {k: v.detach().cpu().contiguous() for k, v in baked.state_dict().items()}
+
+
+def plain_generator(config: Config, num_classes: int) -> nn.Module:
+    """The generator of `config` built without spectral norm, in eval mode, for baked weights."""
     G, _ = build_models_from_config(replace(config.model, spectral_norm=False), num_classes)
-    if state is not None:
-        G.load_state_dict(state)
     return G.requires_grad_(False).eval()
 
 

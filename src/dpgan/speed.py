@@ -36,11 +36,11 @@ from typing import Any, TypeVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
 from dpgan.errors import DPGANError
 from dpgan.models.discriminator import ResBlockD
+from dpgan.pretrained import bake_spectral_norm
 
 PRECISIONS = ("fp32", "bf16")
 Fn = TypeVar("Fn", bound=Callable[..., Any])
@@ -117,30 +117,10 @@ def prepare_generator_for_synthesis(G: nn.Module, *, channels_last: bool = True)
     images are bit-identical without channels_last), NHWC on request. The generator can no longer be trained or
     saved as a training checkpoint afterwards (its state-dict keys change): synthesis only.
     Wrap calls in torch.inference_mode()."""
-    G.eval()
-    for parent in list(G.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Conv2d) and parametrize.is_parametrized(child, "weight"):
-                setattr(parent, name, _plain_conv_like(child))
-    G.requires_grad_(False)
+    bake_spectral_norm(G)
     if channels_last:
         G.to(memory_format=torch.channels_last)
     return G
-
-
-@torch.no_grad()
-def _plain_conv_like(conv: nn.Conv2d) -> nn.Conv2d:
-    """A new plain conv holding `conv`'s current (normalised) weight. A new module, rather than
-    torch's remove_parametrizations: that edits the parametrized class, which deep copies of
-    the model (the EMA generator, for one) share, and would break them."""
-    w = conv.weight
-    plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                      padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
-                      bias=conv.bias is not None, padding_mode=conv.padding_mode, device=w.device, dtype=w.dtype)
-    plain.weight.copy_(w)
-    if conv.bias is not None:
-        plain.bias.copy_(conv.bias)
-    return plain
 
 
 def compile_or_eager(module: nn.Module, *, backend: str = "inductor") -> nn.Module:

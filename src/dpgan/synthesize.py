@@ -38,7 +38,7 @@ class LoadedGenerator:
 def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
     """The EMA generator of a run folder (its latest checkpoint), of one checkpoint file, or
     of a saved-model folder (config.json + model.safetensors, see dpgan.pretrained)."""
-    from dpgan.pretrained import baked_state_dict, is_pretrained_dir, load_pretrained, plain_generator
+    from dpgan.pretrained import bake_spectral_norm, is_pretrained_dir, load_pretrained
 
     dev = resolve_device(device)
     if is_pretrained_dir(checkpoint):
@@ -51,7 +51,7 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
     G.load_state_dict(ck["generator_ema"])
     # spectral norm baked into plain weights: the same images (eval mode divides by a fixed
     # sigma), without recomputing sigma at every call (benchmarks/infer_speed.py)
-    G = plain_generator(cfg, info.num_classes, baked_state_dict(G))
+    G = bake_spectral_norm(G)
     return LoadedGenerator(G.to(dev), cfg, info, int(ck["step"]), ck["path"])
 
 
