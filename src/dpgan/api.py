@@ -26,7 +26,7 @@ from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import DataError, DPGANError
 from dpgan.pretrained import load_pretrained, save_pretrained
-from dpgan.synthesize import load_generator, mixed_noise, noise_for_seeds
+from dpgan.synthesize import generate, load_generator, mixed_noise, noise_for_seeds
 from dpgan.train import one_hot, resolve_device
 from dpgan.visualize import to_uint8
 
@@ -105,13 +105,21 @@ class DPGAN:
         if num_samples < 1:
             raise DPGANError("num_samples must be at least 1")
         label = self.label_map(label_map)
-        out = []
-        for b in range(label.shape[0]):
-            repeated = label[b : b + 1].expand(num_samples, -1, -1)
-            z = noise_for_seeds([seed + k for k in range(num_samples)], self.generator.z_dim, self.device) \
-                if self.uses_noise else None
-            out.append(self._render(repeated, z))
-        return np.concatenate(out)
+        seeds = [seed + k for k in range(num_samples)]
+        return np.concatenate([to_uint8(generate(self.generator, label[b : b + 1].expand(num_samples, -1, -1), seeds))
+                               for b in range(label.shape[0])])
+
+    def class_id(self, name_or_id: int | str) -> int:
+        """A class id from its id (int or digit string) or its name."""
+        names = list(self.info.class_names)
+        if isinstance(name_or_id, str) and name_or_id.isdigit():
+            name_or_id = int(name_or_id)
+        if isinstance(name_or_id, int) and 0 <= name_or_id < len(names):
+            return name_or_id
+        if name_or_id in names:
+            return names.index(name_or_id)
+        raise DPGANError(f"unknown class {name_or_id!r}; {self.info.name} has {', '.join(names)} "
+                         f"(or ids 0..{len(names) - 1})")
 
     def region_mask(self, label_map: Any, mask: Any = None, class_id: int | str | None = None) -> Tensor:
         """(H, W) bool: the given mask, or the pixels of a class (id or name)."""
@@ -119,11 +127,7 @@ class DPGAN:
         if (mask is None) == (class_id is None):
             raise DPGANError("give exactly one of mask or class_id")
         if class_id is not None:
-            if isinstance(class_id, str):
-                if class_id not in self.info.class_names:
-                    raise DPGANError(f"unknown class {class_id!r}; {self.info.name} has {list(self.info.class_names)}")
-                class_id = self.info.class_names.index(class_id)
-            return label == int(class_id)
+            return label == self.class_id(class_id)
         m = torch.as_tensor(np.asarray(mask)).to(self.device).bool()
         if m.shape != label.shape:
             raise DataError(f"mask is {tuple(m.shape)}, the label map {tuple(label.shape)}")

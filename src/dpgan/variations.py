@@ -18,15 +18,6 @@ from dpgan.synthesize import find_label_files, resize_label
 from dpgan.visualize import save_png
 
 
-def _class_id(model, name_or_id: str) -> tuple[int, str]:
-    names = list(model.info.class_names)
-    if name_or_id.isdigit() and int(name_or_id) < len(names):
-        return int(name_or_id), names[int(name_or_id)]
-    if name_or_id in names:
-        return names.index(name_or_id), name_or_id
-    raise DPGANError(f"unknown class {name_or_id!r}; {model.info.name} has {', '.join(names)} (or ids 0..{len(names) - 1})")
-
-
 def _read_mask(path: Path, height: int, width: int) -> np.ndarray:
     from dpgan.data.io import load_label_file
 
@@ -73,7 +64,7 @@ def vary(
         for f in files:
             jobs.append((f, [out_dir / f"{f.stem}_seed{seed}_to{interpolate_to}_{i}of{steps}.png" for i in range(steps)]))
     else:
-        tag = _class_id(model, resample_class)[1] if resample_class is not None else "mask"
+        tag = model.info.class_names[model.class_id(resample_class)] if resample_class is not None else "mask"
         for f in files:
             jobs.append((f, [out_dir / f"{f.stem}_seed{seed}_{tag}_seed{first_new + k}.png" for k in range(num_samples)]))
     clashes = [p for _, outs in jobs for p in outs if p.exists()]
@@ -87,7 +78,7 @@ def vary(
         if interpolate_to is not None:
             images = model.interpolate(lab, seed, interpolate_to, steps=steps)
         else:
-            region = (model.region_mask(lab, class_id=_class_id(model, resample_class)[0])
+            region = (model.region_mask(lab, class_id=resample_class)
                       if resample_class is not None else
                       model.region_mask(lab, mask=_read_mask(Path(resample_mask), *lab.shape)))
             if not bool(region.any()):

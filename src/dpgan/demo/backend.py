@@ -28,7 +28,7 @@ from PIL import Image
 
 from dpgan.data.io import decode_label, describe_out_of_range, out_of_range_ids
 from dpgan.errors import DPGANError
-from dpgan.synthesize import LoadedGenerator, load_generator, mixed_noise, noise_for_seeds, resize_label
+from dpgan.synthesize import LoadedGenerator, generate, load_generator, mixed_noise, resize_label
 from dpgan.train import one_hot
 from dpgan.visualize import to_uint8
 
@@ -153,14 +153,11 @@ class DemoBackend:
         G = self.generator
         label = torch.from_numpy(label_map.astype(np.int64))[None].to(self.device)
         with self._lock:
-            onehot = one_hot(label, G.num_classes)
-            if not self.uses_noise:
-                return to_uint8(G(onehot))[0]
-            if mask is None:
-                return to_uint8(G(onehot, noise_for_seeds([seed], G.z_dim, self.device)))[0]
+            if mask is None or not self.uses_noise:
+                return to_uint8(generate(G, label, [seed]))[0]
             under = torch.from_numpy(mask).to(self.device)
             z_map = mixed_noise(seed, seed if new_seed is None else new_seed, under, G.z_dim)
-            return to_uint8(G(onehot, z_map))[0]
+            return to_uint8(G(one_hot(label, G.num_classes), z_map))[0]
 
     # --- checks and conversions ------------------------------------------------------------
 
