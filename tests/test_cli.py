@@ -6,15 +6,9 @@ from PIL import Image
 
 from dpgan.cli import main
 from dpgan.data.synthetic import SYNTHETIC_STREETS
+from tiny_args import TINY_TRAIN
 
-TINY = [
-    "--steps", "2", "--batch-size", "2", "--num-workers", "0", "--checkpoint-every", "2",
-    "--sample-every", "2", "--log-every", "1", "--no-progress", "--device", "cpu",
-    "--set", "data.height=32", "--set", "data.width=64", "--set", "data.num_train=6",
-    "--set", "data.num_val=2", "--set", "model.num_res_blocks=4", "--set", "model.g_width=4",
-    "--set", "model.d_width=4", "--set", "model.z_dim=8", "--set", "model.pyramid_width=8",
-    "--set", "train.ema_bn_batches=1",
-]
+TINY = TINY_TRAIN  # as conftest.py's tiny run, but this module trains (and resumes) its own
 
 
 @pytest.fixture(scope="module")

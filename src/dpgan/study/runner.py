@@ -81,8 +81,7 @@ class RunSpec:
 def plan(settings: StudySettings, out: Path) -> list[RunSpec]:
     """One run per distinct model and seed, seeds outermost: with too little time, every row
     has seed 0 before any row has seed 1."""
-    models = sorted(set(distinct_models(tables_of(settings.grid)).values()),
-                    key=list(distinct_models(tables_of(settings.grid))).index)
+    models = list(dict.fromkeys(distinct_models(tables_of(settings.grid)).values()))  # first-row order
     return [RunSpec(f"{a}-s{s}", a, s, out / "runs" / f"{a}-s{s}") for s in range(settings.seeds) for a in models]
 
 
@@ -126,11 +125,17 @@ def open_study(out: Path, settings: StudySettings | None) -> StudySettings:
     return settings
 
 
+def segmenter_path(out: Path) -> Path:
+    from dpgan.evaluate.reference_segmenter import SEGMENTER_FILE
+
+    return out / SEGMENTER_DIR / SEGMENTER_FILE
+
+
 def ensure_segmenter(out: Path, settings: StudySettings, device: str, progress: bool) -> Path:
     """The study's judge: trained on the real training images once, reused by every run."""
-    from dpgan.evaluate.reference_segmenter import SEGMENTER_FILE, train_reference_segmenter
+    from dpgan.evaluate.reference_segmenter import train_reference_segmenter
 
-    path = out / SEGMENTER_DIR / SEGMENTER_FILE
+    path = segmenter_path(out)
     if not path.is_file():
         data = base_config(settings).data
         trained = train_reference_segmenter(data, path.parent, steps=settings.segmenter_steps, device=device,
@@ -151,7 +156,7 @@ def run_one(out: Path, settings: StudySettings, spec: RunSpec, device: str, prog
 
     if spec.result_path.is_file():
         return json.loads(spec.result_path.read_text())
-    segmenter = out / SEGMENTER_DIR / "segmenter.pt"
+    segmenter = segmenter_path(out)
     cfg = run_config(settings, spec, segmenter)
     resume = bool(list_checkpoints(spec.run_dir))
     if not resume:  # a run killed before its first checkpoint starts over: drop what it logged
