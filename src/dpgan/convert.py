@@ -33,7 +33,7 @@ from dpgan.config import Config, DataConfig, ModelConfig, preset
 from dpgan.data.info import DatasetInfo
 from dpgan.data.io import default_palette
 from dpgan.errors import CheckpointError, DPGANError
-from dpgan.models import DualPyramidGenerator, OASISGenerator, build_generator
+from dpgan.models import DualPyramidGenerator, OASISGenerator, build_generator_from_config
 
 KINDS = ("dpgan", "oasis")
 DATASETS = ("cityscapes", "ade20k", "ade20k-outdoor", "coco-stuff")
@@ -293,12 +293,7 @@ def convert_checkpoint(
         config = replace(config, model=model)
     except DPGANError as exc:  # e.g. an image size that the number of blocks cannot divide
         raise DPGANError(f"{path}: {exc}") from None
-    m = config.model
-    generator = build_generator(
-        m.generator, info.num_classes, width=m.g_width, z_dim=m.z_dim, use_3d_noise=m.use_3d_noise,
-        num_res_blocks=m.num_res_blocks, spectral_norm=m.spectral_norm, pyramid_width=m.pyramid_width,
-        spade_hidden=m.spade_hidden,
-    )
+    generator = build_generator_from_config(config.model, info.num_classes)
     converted, report = convert_state_dict(state, kind, generator, source=str(path))
     generator.load_state_dict(converted)
     save_pretrained(generator.eval(), config, info, _step_of(path), out_dir)

@@ -24,7 +24,7 @@ from torch.nn.utils import parametrize
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import CheckpointError
-from dpgan.models import build_models_from_config
+from dpgan.models import build_generator_from_config
 
 FORMAT = "dpgan-pretrained"
 VERSION = 1
@@ -71,7 +71,7 @@ def baked_state_dict(generator: nn.Module) -> dict[str, Tensor]:
 
 def plain_generator(config: Config, num_classes: int) -> nn.Module:
     """The generator of `config` built without spectral norm, in eval mode, for baked weights."""
-    G, _ = build_models_from_config(replace(config.model, spectral_norm=False), num_classes)
+    G = build_generator_from_config(replace(config.model, spectral_norm=False), num_classes)
     return G.requires_grad_(False).eval()
 
 

@@ -19,7 +19,7 @@ from dpgan.checkpoint import load_checkpoint
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import DataError, DPGANError
-from dpgan.models import build_models_from_config
+from dpgan.models import build_generator_from_config
 from dpgan.train import one_hot, resolve_device
 from dpgan.visualize import save_png, to_uint8
 
@@ -47,7 +47,7 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
     ck = load_checkpoint(checkpoint, map_location="cpu")
     cfg = Config.from_json(ck["config"])
     info = DatasetInfo.from_dict(json.loads(ck["dataset_info"]))
-    G, _ = build_models_from_config(cfg.model, info.num_classes)
+    G = build_generator_from_config(cfg.model, info.num_classes)
     G.load_state_dict(ck["generator_ema"])
     # spectral norm baked into plain weights: the same images (eval mode divides by a fixed
     # sigma), without recomputing sigma at every call (benchmarks/infer_speed.py)

@@ -12,7 +12,7 @@ from dpgan.models.oasis_generator import ConditionalGenerator, OASISGenerator
 __all__ = [
     "PATCH_HEAD_PLACES", "ConditionalGenerator", "DiscriminatorOutput", "DualPyramidGenerator",
     "OASISGenerator", "UNetDiscriminator", "build_discriminator", "build_generator",
-    "build_models_from_config",
+    "build_generator_from_config", "build_models_from_config",
 ]
 
 
@@ -52,14 +52,20 @@ def build_discriminator(
     return init_weights(d)
 
 
-def build_models_from_config(model_cfg, num_classes: int) -> tuple[ConditionalGenerator, UNetDiscriminator]:
-    """(G, D) of a `dpgan.config.ModelConfig`."""
+def build_generator_from_config(model_cfg, num_classes: int) -> ConditionalGenerator:
+    """G of a `dpgan.config.ModelConfig` (for synthesis, where no discriminator is needed)."""
     m = model_cfg
-    g = build_generator(
+    return build_generator(
         m.generator, num_classes, width=m.g_width, z_dim=m.z_dim, use_3d_noise=m.use_3d_noise,
         num_res_blocks=m.num_res_blocks, spectral_norm=m.spectral_norm, pyramid_width=m.pyramid_width,
         spade_hidden=m.spade_hidden,
     )
+
+
+def build_models_from_config(model_cfg, num_classes: int) -> tuple[ConditionalGenerator, UNetDiscriminator]:
+    """(G, D) of a `dpgan.config.ModelConfig`."""
+    m = model_cfg
+    g = build_generator_from_config(m, num_classes)
     d = build_discriminator(num_classes, width=m.d_width, num_res_blocks=m.num_res_blocks,
                             patch_heads=m.patch_loss, spectral_norm=m.spectral_norm)
     return g, d
