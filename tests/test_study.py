@@ -9,7 +9,7 @@ from dpgan.cli import main
 from dpgan.errors import DPGANError
 from dpgan.study.grid import TABLES, distinct_models, tables_of
 from dpgan.study.report import summary
-from dpgan.study.runner import RESULT_FILE, StudySettings, open_study, plan
+from dpgan.study.runner import StudySettings, open_study, plan
 
 TINY_SETS = [
     "data.height=32", "data.width=64", "data.num_train=8", "data.num_val=4", "data.num_workers=0",
@@ -26,16 +26,19 @@ def _study(out, *extra):
     return main([*args, *extra])
 
 
-def test_paper_grid_has_the_three_tables_and_trains_dp_gan_once():
+def test_paper_grid_has_the_three_tables_and_the_baselines_and_trains_dp_gan_once():
     tables = tables_of("paper-ablations")
-    assert [t.key for t in tables] == ["a", "b", "c"]
-    assert all(len(t.rows) == 4 for t in tables)
+    assert [t.key for t in tables] == ["a", "b", "c", "d"]
+    assert all(len(t.rows) == 4 for t in tables[:3])
     runs = distinct_models(tables)
-    # DP/DP, patch on the encoder and features on the decoder are one model: trained once
+    # DP/DP, patch on the encoder and features on the decoder are one model: trained once;
+    # the baselines table shares OASIS and DP-GAN with table (a) and adds SPADE
     assert runs["dp-dp"] == runs["patch-enc"] == runs["fm-dec"] == "dp-dp"
-    assert len(set(runs.values())) == 10
+    assert runs["spade"] == "spade"
+    assert len(set(runs.values())) == 11
     specs = plan(StudySettings(seeds=3), __import__("pathlib").Path("/x"))
-    assert len(specs) == 30 and specs[0].seed == 0 and specs[-1].seed == 2  # every row gets seed 0 first
+    assert len(specs) == 33 and specs[0].seed == 0 and specs[-1].seed == 2  # every row gets seed 0 first
+    assert [s.ablation for s in specs[:11]].count("spade") == 1
 
 
 def test_study_runs_skips_finished_runs_and_writes_the_report(tmp_path, capsys):

@@ -14,6 +14,7 @@ from typing import Any
 from dpgan.errors import DPGANError
 
 FEATURE_TAPS = ("none", "enc", "dec", "enc+dec")
+D_ARCHS = ("unet", "multiscale-patch")
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,15 @@ class ModelConfig:
     patch_loss: str = "enc"
     # ... and the feature-matching loss on these D features. Both "none" = OASIS discriminator.
     feature_loss: str = "dec"
+    # "unet": the segmenting U-Net above (OASIS, DP-GAN); "multiscale-patch": the SPADE baseline's
+    # pix2pixHD discriminator on [label ; image] (models/patchgan.py), trained with hinge + L1
+    # feature matching instead of the pixel, patch and LabelMix losses (patch/feature_loss "none")
+    d_arch: str = "unet"
 
     @property
     def discriminator(self) -> str:
+        if self.d_arch == "multiscale-patch":
+            return "multiscale-patch"
         if self.patch_loss == "none" and self.feature_loss == "none":
             return "oa"
         if self.patch_loss == "enc" and self.feature_loss == "dec":
@@ -67,6 +74,7 @@ class LossConfig:
     lambda_labelmix: float = 5.0
     lambda_patch: float = 1.0
     lambda_feature: float = 1.0
+    lambda_gan_feature: float = 10.0  # SPADE baseline (model.d_arch "multiscale-patch"): L1 feature matching
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,14 @@ def validate(cfg: Config) -> None:
     for name in ("patch_loss", "feature_loss"):
         if getattr(m, name) not in FEATURE_TAPS:
             raise DPGANError(f"model.{name} must be one of {FEATURE_TAPS}, not {getattr(m, name)!r}")
+    if m.d_arch not in D_ARCHS:
+        raise DPGANError(f"model.d_arch must be one of {D_ARCHS}, not {m.d_arch!r}")
+    if m.d_arch == "multiscale-patch" and (m.patch_loss != "none" or m.feature_loss != "none"):
+        raise DPGANError("model.patch_loss and model.feature_loss act on the U-Net discriminator's features; "
+                         "set both to 'none' with model.d_arch 'multiscale-patch'")
+    if m.d_arch == "multiscale-patch" and cfg.loss.labelmix:
+        raise DPGANError("LabelMix needs the U-Net discriminator's segmentation; set loss.labelmix=false "
+                         "with model.d_arch 'multiscale-patch'")
     for name in ("g_width", "d_width", "num_res_blocks", "pyramid_width", "spade_hidden"):
         if getattr(m, name) < 1:
             raise DPGANError(f"model.{name} must be positive")
@@ -284,7 +300,13 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "fm-enc": {"generator": "dp", "patch_loss": "enc", "feature_loss": "enc"},
     "fm-enc+dec": {"generator": "dp", "patch_loss": "enc", "feature_loss": "enc+dec"},
     "fm-dec": {"generator": "dp", "patch_loss": "enc", "feature_loss": "dec"},
+    # baseline (paper Table 1): SPADE = the OASIS generator without 3D noise, trained against a
+    # multi-scale PatchGAN with hinge and feature-matching losses (no VGG loss: no weights offline)
+    "spade": {"generator": "oa", "use_3d_noise": False, "d_arch": "multiscale-patch",
+              "patch_loss": "none", "feature_loss": "none"},
 }
+# what a row changes besides the model: the SPADE baseline has neither LabelMix nor class balancing
+ABLATION_LOSS: dict[str, dict[str, Any]] = {"spade": {"labelmix": False, "class_balancing": False}}
 
 
 def preset(name: str, ablation: str | None = None) -> Config:
@@ -294,6 +316,6 @@ def preset(name: str, ablation: str | None = None) -> Config:
     if ablation is not None:
         if ablation not in ABLATIONS:
             raise DPGANError(f"unknown ablation {ablation!r}; choose one of {list(ABLATIONS)}")
-        cfg = cfg.override(model=ABLATIONS[ablation])
+        cfg = cfg.override(model=ABLATIONS[ablation], loss=ABLATION_LOSS.get(ablation, {}))
         cfg = replace(cfg, name=f"{cfg.name}-{ablation}")
     return cfg

@@ -79,6 +79,21 @@ def feature_matching_loss(fake_features: Sequence[Tensor], real_features: Sequen
     return torch.stack([F.mse_loss(f, r.detach()) for f, r in zip(fake_features, real_features)]).sum()
 
 
+def gan_feature_matching_loss(
+    fake_features: Sequence[Sequence[Tensor]], real_features: Sequence[Sequence[Tensor]]
+) -> Tensor:
+    """The SPADE baseline's feature matching (pix2pixHD): per discriminator scale, the sum over
+    its layers of the mean absolute difference, then averaged over scales. Real features are
+    targets (detached)."""
+    if len(fake_features) != len(real_features) or not fake_features:
+        raise ValueError("gan_feature_matching_loss needs the same, non-zero number of scales")
+    per_scale = [
+        torch.stack([F.l1_loss(f, r.detach()) for f, r in zip(fs, rs, strict=True)]).sum()
+        for fs, rs in zip(fake_features, real_features)
+    ]
+    return torch.stack(per_scale).mean()
+
+
 def labelmix_mask(label_map: Tensor, num_classes: int, generator: torch.Generator | None = None) -> Tensor:
     """Binary mask (B, 1, H, W): one independent coin per (image, class) decides real or fake.
 

@@ -109,6 +109,44 @@ def discriminator_step(
     return parts
 
 
+def patchgan_generator_step(
+    cfg: Config, G: nn.Module, D: nn.Module, batch: Batch, alpha: Tensor | None
+) -> dict[str, Tensor]:
+    """SPADE baseline (model.d_arch "multiscale-patch"): G wants its patches scored real (hinge,
+    linear form) and D's features of its image, at every layer and scale, to match those of the
+    real image (L1). `alpha` is unused: this discriminator does not segment."""
+    fake = G(batch.onehot, batch.z_g)
+    out = D(fake, batch.onehot)
+    with torch.no_grad():  # targets only
+        real_out = D(batch.image, batch.onehot)
+    parts = {
+        "g/adversarial": losses.patch_loss_g(out.scores),
+        "g/gan_feature": cfg.loss.lambda_gan_feature * losses.gan_feature_matching_loss(out.features, real_out.features),
+    }
+    parts["g/total"] = torch.stack(list(parts.values())).sum()
+    return parts
+
+
+def patchgan_discriminator_step(
+    cfg: Config, G: nn.Module, D: nn.Module, batch: Batch, alpha: Tensor | None, num_classes: int
+) -> dict[str, Tensor]:
+    """SPADE baseline: hinge loss on every scale's patch scores of (label, real) and (label, fake)."""
+    with torch.no_grad():
+        fake = G(batch.onehot, batch.z_d)
+    out_fake = D(fake, batch.onehot)
+    out_real = D(batch.image, batch.onehot)
+    parts = {"d/adversarial": losses.patch_loss_d(out_real.scores, out_fake.scores)}
+    parts["d/total"] = parts["d/adversarial"]
+    return parts
+
+
+def training_steps(cfg: Config):
+    """(G step, D step) for the discriminator this run trains against."""
+    if cfg.model.d_arch == "multiscale-patch":
+        return patchgan_generator_step, patchgan_discriminator_step
+    return generator_step, discriminator_step
+
+
 def build_data(cfg: Config):
     """Train and val datasets, after a quick check that refuses a broken dataset up front.
     A folder without a val split shows samples of its training images instead."""
@@ -167,8 +205,9 @@ def train(
     G_ema = make_ema(G)
     # speed options (fused D resampling, channels_last, compile; same results: tests/test_speed.py)
     G, D = speed.prepare_models(G, D, t, dev, ema=G_ema)
-    step_g = speed.with_autocast(generator_step, t, dev)  # bf16 forwards on CUDA if asked
-    step_d = speed.with_autocast(discriminator_step, t, dev)
+    g_step, d_step = training_steps(cfg)
+    step_g = speed.with_autocast(g_step, t, dev)  # bf16 forwards on CUDA if asked
+    step_d = speed.with_autocast(d_step, t, dev)
     G, D = distributed.prepare_models(G, D, world, t.sync_batchnorm)  # after the EMA copy: it stays plain
     opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(float(t.beta1), float(t.beta2)))
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(float(t.beta1), float(t.beta2)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dpgan.config import ABLATIONS, PRESETS, preset
+from dpgan.config import ABLATION_LOSS, ABLATIONS, PRESETS, preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
             f"batch {t.batch_size}  lr {t.lr_g:g}/{t.lr_d:g}  ema {t.ema_decay}  steps {t.steps}  "
             f"labelmix {cfg.loss.lambda_labelmix:g}"
         )
-    print("\nablations (dpgan train --ablation NAME), the rows of the paper's tables a, b, c:")
+    print("\nablations (dpgan train --ablation NAME), the rows of the paper's tables a, b, c and the SPADE baseline:")
     for name, changes in ABLATIONS.items():
-        print(f"  {name:<14} {json.dumps(changes)}")
+        loss = ABLATION_LOSS.get(name)
+        print(f"  {name:<14} {json.dumps(changes)}" + (f"  loss {json.dumps(loss)}" if loss else ""))
     return 0

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "command skips finished runs and resumes interrupted ones.",
     )
     p.add_argument("--grid", default="paper-ablations",
-                   help="paper-ablations (tables a, b, c), generator-discriminator, patch-loss or feature-loss")
+                   help="paper-ablations (tables a, b, c and the baselines d), generator-discriminator, patch-loss, feature-loss or baselines")
     p.add_argument("--out", type=Path, default=Path("studies/paper-ablations"), help="study folder")
     p.add_argument("--preset", default="synthetic-streets", help="the base configuration of every run")
     p.add_argument("--seeds", type=int, help="seeds per row (default 3; --quick: 1)")

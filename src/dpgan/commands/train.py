@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "synthetic-streets preset, written to runs/synthetic-streets.",
     )
     p.add_argument("--preset", default="synthetic-streets", choices=sorted(PRESETS))
-    p.add_argument("--ablation", choices=list(ABLATIONS), help="one row of the paper's ablation tables")
+    p.add_argument("--ablation", choices=list(ABLATIONS), help="one row of the paper's ablation tables, or the SPADE baseline (spade)")
     p.add_argument("--config", type=Path, help="a config.json to start from instead of a preset")
     p.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its latest checkpoint")

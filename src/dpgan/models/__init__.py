@@ -1,4 +1,5 @@
-"""Generators (OASIS "oa", dual pyramid "dp") and the scale-enhancement discriminator."""
+"""Generators (OASIS "oa", dual pyramid "dp"), the scale-enhancement discriminator, and the
+SPADE baseline's multi-scale PatchGAN."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from dpgan.models.discriminator import PATCH_HEAD_PLACES, DiscriminatorOutput, U
 from dpgan.models.dual_pyramid import DualPyramidGenerator
 from dpgan.models.init import init_weights
 from dpgan.models.oasis_generator import ConditionalGenerator, OASISGenerator
+from dpgan.models.patchgan import MultiscalePatchDiscriminator, PatchGANOutput
 
 __all__ = [
     "PATCH_HEAD_PLACES", "ConditionalGenerator", "DiscriminatorOutput", "DualPyramidGenerator",
-    "OASISGenerator", "UNetDiscriminator", "build_discriminator", "build_generator",
-    "build_generator_from_config", "build_models_from_config",
+    "MultiscalePatchDiscriminator", "OASISGenerator", "PatchGANOutput", "UNetDiscriminator",
+    "build_discriminator", "build_generator", "build_generator_from_config", "build_models_from_config",
 ]
 
 
@@ -62,12 +64,17 @@ def build_generator_from_config(model_cfg, num_classes: int) -> ConditionalGener
     )
 
 
-def build_models_from_config(model_cfg, num_classes: int) -> tuple[ConditionalGenerator, UNetDiscriminator]:
-    """(G, D) of a `dpgan.config.ModelConfig`."""
+def build_models_from_config(model_cfg, num_classes: int) -> tuple[ConditionalGenerator, nn.Module]:
+    """(G, D) of a `dpgan.config.ModelConfig`; D is a `UNetDiscriminator` or, for the SPADE
+    baseline (d_arch "multiscale-patch"), a `MultiscalePatchDiscriminator`."""
     m = model_cfg
     g = build_generator_from_config(m, num_classes)
-    d = build_discriminator(num_classes, width=m.d_width, num_res_blocks=m.num_res_blocks,
-                            patch_heads=m.patch_loss, spectral_norm=m.spectral_norm)
+    if m.d_arch == "multiscale-patch":
+        d: nn.Module = init_weights(
+            MultiscalePatchDiscriminator(num_classes, width=m.d_width, spectral_norm=m.spectral_norm))
+    else:
+        d = build_discriminator(num_classes, width=m.d_width, num_res_blocks=m.num_res_blocks,
+                                patch_heads=m.patch_loss, spectral_norm=m.spectral_norm)
     return g, d
 
 

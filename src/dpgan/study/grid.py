@@ -35,10 +35,14 @@ TABLES: dict[str, Table] = {
     "c": Table("c", "(c) feature loss L_fm on discriminator features", "L_fm on", (
         ("fm-none", "none"), ("fm-enc", "encoder"), ("fm-enc+dec", "encoder + decoder"), ("fm-dec", "decoder (DP-GAN)"),
     ), reference="fm-dec"),
+    "d": Table("d", "(d) baselines", "model", (
+        ("spade", "SPADE (no VGG loss)"), ("oa-oa", "OASIS"), ("dp-dp", "DP-GAN"),
+    ), reference="dp-dp"),
 }
 
 GRIDS: dict[str, tuple[str, ...]] = {
-    "paper-ablations": ("a", "b", "c"),
+    "paper-ablations": ("a", "b", "c", "d"),
+    "baselines": ("d",),
     "generator-discriminator": ("a",),
     "patch-loss": ("b",),
     "feature-loss": ("c",),
