@@ -18,8 +18,8 @@ TINY_SETS = [
 ]
 
 
-def _study(out, *extra):
-    args = ["study", "--grid", "generator-discriminator", "--out", str(out), "--seeds", "2", "--steps", "2",
+def _study(out, *extra, grid="generator-discriminator", seeds=2):
+    args = ["study", "--grid", grid, "--out", str(out), "--seeds", str(seeds), "--steps", "2",
             "--eval-every", "1", "--eval-images", "4", "--segmenter-steps", "2", "--device", "cpu", "--no-progress"]
     for item in TINY_SETS:
         args += ["--set", item]
@@ -77,6 +77,26 @@ def test_study_runs_skips_finished_runs_and_writes_the_report(tmp_path, capsys):
     after = json.loads(victim.result_path.read_text())
     assert after["step"] == 2 and after["metrics"] == before["metrics"]
     assert [e["step"] for e in after["history"]] == [1, 2]
+
+
+def test_baselines_table_trains_spade_and_a_partial_study_reports_what_is_done(tmp_path, capsys):
+    out = tmp_path / "baselines"
+    assert _study(out, grid="baselines", seeds=1) == 0
+    specs = plan(open_study(out, None), out)
+    assert [s.ablation for s in specs] == ["spade", "oa-oa", "dp-dp"]
+    spade = json.loads(specs[0].result_path.read_text())
+    assert math.isfinite(spade["metrics"]["miou"]) and math.isfinite(spade["metrics"]["refseg_fd"])
+    report = (out / "results.md").read_text()
+    assert "### (d) baselines" in report and "| SPADE (no VGG loss) | 1 |" in report
+
+    # a study stopped part-way: --report-only tables what is finished and says how much that is
+    specs[1].result_path.unlink()
+    capsys.readouterr()
+    assert main(["study", "--out", str(out), "--report-only"]) == 0
+    assert "(2/3 runs)" in capsys.readouterr().out
+    report = (out / "results.md").read_text()
+    assert "**2 of 3 runs finished**" in report and "| OASIS | 0 | n/a |" in report
+    assert not specs[1].result_path.exists()  # nothing was trained
 
 
 def test_other_settings_in_the_same_folder_are_refused(tmp_path):

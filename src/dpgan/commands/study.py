@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto (every visible GPU, else CPU), cpu, cuda (every GPU) or a list: cuda:0,cuda:1")
     p.add_argument("--only", help=argparse.SUPPRESS)  # a worker: one run of an existing study
     p.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--report-only", action="store_true",
+                   help="write OUT/results.md from the runs finished so far and exit, training nothing "
+                   "(for a study still running or stopped part-way)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -45,8 +48,22 @@ def run(args: argparse.Namespace) -> int:
     from dpgan import __version__
     from dpgan.commands.train import parse_set
     from dpgan.study.report import write_report
-    from dpgan.study.runner import QUICK, StudySettings, open_study, resolve_devices, run_study
+    from dpgan.study.runner import QUICK, StudySettings, collect, open_study, plan, resolve_devices, run_study
 
+    if args.report_only:
+        settings = open_study(args.out, None)
+        results = collect(args.out, settings)
+        total = len(plan(settings, args.out))
+        devices = sorted({str(r.get("device", "?")) for r in results}) or ["none yet"]
+        header = [
+            f"Settings: {settings.to_dict()} (`dpgan study --out {args.out}` continues the study).",
+            f"Runs trained on: {', '.join(devices)}; report written with torch {torch.__version__}, dpgan {__version__}, "
+            f"Python {platform.python_version()}.",
+            f"**{len(results)} of {total} runs finished**: the study is incomplete, and the seeds column says how "
+            "many runs each row's numbers rest on.",
+        ]
+        print(f"study report: {write_report(args.out, results, settings.grid, header)} ({len(results)}/{total} runs)")
+        return 0
     if args.only is not None:
         settings = open_study(args.out, None)
     else:
