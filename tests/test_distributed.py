@@ -23,15 +23,6 @@ from dpgan.errors import DPGANError
 PY = sys.executable
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """In-process training runs: one intra-op thread. Two threads on two shared, busy cores
-    spin against each other (a tiny run takes 30 s instead of 2 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def torchrun(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -34,15 +34,6 @@ from dpgan.resilience import DivergenceGuard, EventLog, GracefulStop, LoaderFail
 CPU = World.single(torch.device("cpu"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """In-process training runs: one intra-op thread. Two threads on two shared, busy cores
-    spin against each other (a tiny run takes 30 s instead of 2 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # --- signals and the step loader -------------------------------------------------------------------
 

@@ -21,14 +21,6 @@ from dpgan.evaluate.reference_segmenter import (
 DATA = DataConfig(height=32, width=64, num_train=6, num_val=4, num_workers=0, flip=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convolutions gain nothing from threads, and on a busy machine two threads spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

@@ -30,14 +30,6 @@ from dpgan.synthesize import load_generator
 from dpgan.train import train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convolutions gain nothing from threads, and on a busy machine two threads spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_config() -> Config:
     return Config(
