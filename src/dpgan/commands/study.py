@@ -48,23 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from dpgan import __version__
     from dpgan.commands.train import parse_set
     from dpgan.study.report import write_report
-    from dpgan.study.runner import QUICK, StudySettings, collect, open_study, plan, resolve_devices, run_study
+    from dpgan.study.runner import QUICK, StudySettings, collect, open_study, plan, run_study
 
-    if args.report_only:
-        settings = open_study(args.out, None)
-        results = collect(args.out, settings)
-        total = len(plan(settings, args.out))
-        devices = sorted({str(r.get("device", "?")) for r in results}) or ["none yet"]
-        header = [
-            f"Settings: {settings.to_dict()} (`dpgan study --out {args.out}` continues the study).",
-            f"Runs trained on: {', '.join(devices)}; report written with torch {torch.__version__}, dpgan {__version__}, "
-            f"Python {platform.python_version()}.",
-            f"**{len(results)} of {total} runs finished**: the study is incomplete, and the seeds column says how "
-            "many runs each row's numbers rest on.",
-        ]
-        print(f"study report: {write_report(args.out, results, settings.grid, header)} ({len(results)}/{total} runs)")
-        return 0
-    if args.only is not None:
+    if args.report_only or args.only is not None:
         settings = open_study(args.out, None)
     else:
         chosen = dict(QUICK) if args.quick else {}
@@ -72,16 +58,23 @@ def run(args: argparse.Namespace) -> int:
             if getattr(args, key) is not None:
                 chosen[key] = getattr(args, key)
         settings = StudySettings(grid=args.grid, preset=args.preset, overrides=parse_set(args.set), **chosen)
-    results = run_study(args.out, settings, device=args.device, progress=not args.no_progress, only=args.only)
-    if args.only is not None or args.no_report:
-        return 0
+    if args.report_only:
+        results = collect(args.out, settings)
+    else:
+        results = run_study(args.out, settings, device=args.device, progress=not args.no_progress, only=args.only)
+        if args.only is not None or args.no_report:
+            return 0
+    total = len(plan(settings, args.out))
+    devices = sorted({str(r.get("device", "?")) for r in results}) or ["none yet"]
     header = [
         f"Command: `dpgan study --grid {settings.grid} --out {args.out}"
         + (" --quick" if args.quick else "") + "`" + (f" (settings: {settings.to_dict()})" if not args.quick else ""),
-        f"Device: {', '.join(resolve_devices(args.device))}; torch {torch.__version__}; dpgan {__version__}; Python {platform.python_version()}.",
-        f"{len(results)} finished runs; {settings.seeds} seed(s) per row, {settings.steps or 'preset'} steps, "
-        f"judged on {settings.eval_images} validation label maps by the study's reference segmenter.",
+        f"Runs trained on: {', '.join(devices)}; torch {torch.__version__}; dpgan {__version__}; "
+        f"Python {platform.python_version()}.",
+        f"**{len(results)} of {total} runs finished**; {settings.seeds} seed(s) per row, {settings.steps or 'preset'} "
+        f"steps, judged on {settings.eval_images} validation label maps by the study's reference segmenter."
+        + ("" if len(results) == total else " The study is incomplete (the same command continues it): the "
+           "seeds column says how many runs each row's numbers rest on."),
     ]
-    path = write_report(args.out, results, settings.grid, header)
-    print(f"study report: {path}")
+    print(f"study report: {write_report(args.out, results, settings.grid, header)} ({len(results)}/{total} runs)")
     return 0
