@@ -48,7 +48,7 @@ def _labels(folder, n=2, height=32, width=64):
     return folder
 
 
-def test_synthesize_writes_k_different_images_per_label_map(run_dir, tmp_path):
+def test_synthesize_writes_k_different_images_per_label_map(run_dir, tmp_path, capsys):
     labels = _labels(tmp_path / "labels")
     out = tmp_path / "out"
     assert main(["synthesize", "--checkpoint", str(run_dir), "--labels", str(labels), "--out", str(out),
@@ -63,8 +63,12 @@ def test_synthesize_writes_k_different_images_per_label_map(run_dir, tmp_path):
                  "--out", str(again), "--seed", "6", "--device", "cpu", "--no-progress"]) == 0
     assert np.array_equal(np.asarray(Image.open(again / "map0_seed6.png")), b)
     # existing outputs are not overwritten without --overwrite
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
     assert main(["synthesize", "--checkpoint", str(run_dir), "--labels", str(labels), "--out", str(out),
-                 "--seed", "5", "--device", "cpu", "--no-progress"]) == 2
+                 "--num-samples", "3", "--seed", "5", "--device", "cpu", "--no-progress"]) == 2
+    assert "map0_seed5.png already exists (6 files would be replaced); pass --overwrite" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_bad_inputs_end_in_one_line_naming_the_file(run_dir, tmp_path, capsys):

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from dpgan.config import Config, DataConfig, ModelConfig, preset
 from dpgan.data.info import DatasetInfo
 from dpgan.data.io import default_palette
-from dpgan.errors import CheckpointError, DPGANError
+from dpgan.errors import CheckpointError, DPGANError, refuse_overwrite
 from dpgan.models import DualPyramidGenerator, OASISGenerator, build_generator_from_config
 
 KINDS = ("dpgan", "oasis")
@@ -283,9 +283,7 @@ def convert_checkpoint(
     from dpgan.pretrained import CONFIG_FILE, WEIGHTS_FILE, save_pretrained
 
     path, out_dir = Path(path), Path(out_dir)
-    existing = [out_dir / n for n in (CONFIG_FILE, WEIGHTS_FILE) if (out_dir / n).exists()]
-    if existing and not overwrite:
-        raise DPGANError(f"{existing[0]} already exists; pass --overwrite to replace it")
+    refuse_overwrite([out_dir / n for n in (CONFIG_FILE, WEIGHTS_FILE)], overwrite)
     state = load_published(path)
     info, config = dataset_and_config(kind, dataset, num_classes, image_size)
     model = infer_model_config(state, kind, info.num_classes, z_dim, str(path))

@@ -11,3 +11,11 @@ class DataError(DPGANError):
 
 class CheckpointError(DPGANError):
     """A checkpoint is missing, corrupt or was not written by dpgan."""
+
+
+def refuse_overwrite(paths, overwrite: bool) -> None:
+    """Raise before anything is written when some of `paths` exist and the user did not pass --overwrite."""
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        more = f" ({len(existing)} files would be replaced)" if len(existing) > 1 else ""
+        raise DPGANError(f"{existing[0]} already exists{more}; pass --overwrite to replace it")

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from dpgan.errors import DPGANError
+from dpgan.errors import DPGANError, refuse_overwrite
 from dpgan.pretrained import bake_spectral_norm, save_pretrained
 from dpgan.synthesize import LoadedGenerator
 
@@ -54,9 +54,7 @@ def export(loaded: LoadedGenerator, fmt: str, out_dir: str | Path, *, overwrite:
         raise DPGANError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out_dir = Path(out_dir)
     names = ["config.json", "model.safetensors"] if fmt == "safetensors" else ["config.json", ONNX_FILE]
-    existing = [out_dir / n for n in names if (out_dir / n).exists()]
-    if existing and not overwrite:
-        raise DPGANError(f"{existing[0]} already exists; pass --overwrite to replace it")
+    refuse_overwrite([out_dir / n for n in names], overwrite)
     if fmt == "onnx":
         if importlib.util.find_spec("onnx") is None:  # torch's exporter needs it to write the graph
             raise DPGANError("--format onnx needs the onnx package: pip install 'dpgan[onnx]' "

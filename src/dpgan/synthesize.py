@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from dpgan.checkpoint import load_checkpoint
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
-from dpgan.errors import DataError, DPGANError
+from dpgan.errors import DataError, DPGANError, refuse_overwrite
 from dpgan.models import build_generator_from_config
 from dpgan.train import one_hot, resolve_device
 from dpgan.visualize import save_png, to_uint8
@@ -122,9 +122,7 @@ def synthesize(
     files = find_label_files(labels)
     out_dir = Path(out_dir)
     jobs = [(f, seed + k, out_dir / f"{f.stem}_seed{seed + k}.png") for f in files for k in range(num_samples)]
-    clashes = [p for _, _, p in jobs if p.exists()]
-    if clashes and not overwrite:
-        raise DPGANError(f"{clashes[0]} already exists ({len(clashes)} outputs would be overwritten); pass --overwrite")
+    refuse_overwrite([p for _, _, p in jobs], overwrite)
     stride = 2 ** (cfg.model.num_res_blocks - 1)
     last: dict[Path, np.ndarray] = {}  # one label map at a time: they can be large
 

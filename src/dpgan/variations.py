@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpgan.errors import DataError, DPGANError
+from dpgan.errors import DataError, DPGANError, refuse_overwrite
 from dpgan.synthesize import find_label_files, resize_label
 from dpgan.visualize import save_png
 
@@ -67,9 +67,7 @@ def vary(
         tag = model.info.class_names[model.class_id(resample_class)] if resample_class is not None else "mask"
         for f in files:
             jobs.append((f, [out_dir / f"{f.stem}_seed{seed}_{tag}_seed{first_new + k}.png" for k in range(num_samples)]))
-    clashes = [p for _, outs in jobs for p in outs if p.exists()]
-    if clashes and not overwrite:
-        raise DPGANError(f"{clashes[0]} already exists ({len(clashes)} outputs would be overwritten); pass --overwrite")
+    refuse_overwrite([p for _, outs in jobs for p in outs], overwrite)
     written: list[Path] = []
     for f, outs in jobs:
         lab = read_label(f, model.info)
