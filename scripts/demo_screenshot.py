@@ -4,7 +4,7 @@ Usage: python scripts/demo_screenshot.py [RUN] [OUT] [--mask]
 RUN defaults to runs/synthetic-streets, OUT to docs/images/demo.png. The label map is a synthetic
 street scene (validation split, scene 3) uploaded through the page, plus one painted car;
 --mask also paints a region and resamples it, to show the mask tint.
-Needs /usr/bin/chromium and playwright (scripts/demo_e2e.sh installs both).
+Needs chromium (DPGAN_CHROMIUM, PATH or /usr/bin/chromium) and playwright (scripts/demo_e2e.sh installs both).
 """
 
 from __future__ import annotations
@@ -20,24 +20,7 @@ from playwright.sync_api import sync_playwright
 
 from dpgan.data.synthetic import make_pair
 from dpgan.demo import DemoBackend, make_server
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def drag(page, points: list[tuple[float, float]]) -> None:
-    box = page.locator("#label-canvas").bounding_box()
-    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for x, y in xy[1:]:
-        page.mouse.move(x, y, steps=10)
-    page.mouse.up()
-
-
-def wait_done(page) -> None:
-    page.wait_for_function("() => document.getElementById('status').textContent.includes('done')")
-
+from dpgan.demo.browser import CHROMIUM_ARGS, chromium_path, stroke, wait_done
 
 def main(argv: list[str]) -> int:
     flags = [a for a in argv if a.startswith("--")]
@@ -51,7 +34,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         scene = Path(tmp) / "street_scene.png"
         Image.fromarray(label.astype(np.uint8), mode="L").save(scene)
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 760})
         page.goto(server.url)
         page.wait_for_selector("body[data-ready=true]")
@@ -60,13 +43,13 @@ def main(argv: list[str]) -> int:
         car = backend.info.class_names.index("car")
         page.click(f"#palette button[data-class-id='{car}']")
         page.eval_on_selector("#brush-size", "(el) => { el.value = '6'; el.dispatchEvent(new Event('input')); }")
-        drag(page, [(0.55, 0.8), (0.7, 0.8)])
+        stroke(page, [(0.55, 0.8), (0.7, 0.8)])
         page.fill("#seed", "3")
         page.click("#generate")
         wait_done(page)
         if "--mask" in flags:
             page.check("#mode-mask")
-            drag(page, [(0.05, 0.3), (0.25, 0.5)])
+            stroke(page, [(0.05, 0.3), (0.25, 0.5)])
             page.click("#resample")
             wait_done(page)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,6 @@ deselected from the default run by its marker (`-m "not e2e"`), never skipped.
 """
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +14,15 @@ import pytest
 from PIL import Image
 
 from dpgan.data.io import colour_table
+from dpgan.demo import browser
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 INSTALL_HINT = "run scripts/demo_e2e.sh (apt-get install -y chromium; pip install playwright)"
 
 
 def chromium_path() -> str:
-    path = os.environ.get("DPGAN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    path = browser.chromium_path()
     if not Path(path).is_file():
         pytest.fail(f"Chromium not found at {path}: the e2e demo test needs it; {INSTALL_HINT}")
     return path
@@ -48,14 +46,14 @@ def test_chromium_and_playwright_are_installed():
 def page(demo_server):
     sync_playwright = require_playwright()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1300, "height": 900})
+        chrome = p.chromium.launch(executable_path=chromium_path(), args=browser.CHROMIUM_ARGS)
+        pg = chrome.new_page(viewport={"width": 1300, "height": 900})
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
         pg.goto(demo_server.url)
         pg.wait_for_selector("body[data-ready=true]", timeout=20_000)
         yield pg
-        browser.close()
+        chrome.close()
         assert not errors, f"JavaScript errors on the page: {errors}"
 
 
@@ -96,17 +94,6 @@ def click_and_get_image(page, selector: str) -> np.ndarray:
     return np.asarray(Image.open(download.value.path()).convert("RGB"))
 
 
-def stroke(page, points: list[tuple[float, float]]) -> None:
-    """Drag the mouse through points given as fractions of the canvas box."""
-    box = page.locator("#label-canvas").bounding_box()
-    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for x, y in xy[1:]:
-        page.mouse.move(x, y, steps=8)
-    page.mouse.up()
-
-
 def test_paint_generate_reseed_resample(page, demo_server):
     backend = demo_server.backend
     info = backend.info
@@ -119,9 +106,9 @@ def test_paint_generate_reseed_resample(page, demo_server):
     page.eval_on_selector("#brush-size", "(el) => { el.value = '8'; el.dispatchEvent(new Event('input')); }")
     assert page.inner_text("#brush-size-value") == "8"
     page.click(f"#palette button[data-class-id='{road}']")
-    stroke(page, [(0.05, 0.8), (0.5, 0.75), (0.95, 0.8)])
+    browser.stroke(page, [(0.05, 0.8), (0.5, 0.75), (0.95, 0.8)])
     page.click(f"#palette button[data-class-id='{car}']")
-    stroke(page, [(0.3, 0.55), (0.45, 0.55)])
+    browser.stroke(page, [(0.3, 0.55), (0.45, 0.55)])
     painted = canvas_ids(page, backend)
     assert (painted == road).sum() > 50 and (painted == car).sum() > 10
     assert set(np.unique(painted)) == {0, road, car}
@@ -145,7 +132,7 @@ def test_paint_generate_reseed_resample(page, demo_server):
 
     # resample: paint a region in mask mode; the label map stays as it was
     page.check("#mode-mask")
-    stroke(page, [(0.7, 0.2), (0.9, 0.4)])
+    browser.stroke(page, [(0.7, 0.2), (0.9, 0.4)])
     tinted = ~np.isin(canvas_colours(page, backend), list(colour_table(info.colors)))
     assert tinted.sum() > 20  # the region shows as a tint over the class colours
     resampled = click_and_get_image(page, "#resample")
