@@ -90,6 +90,25 @@ def test_train_writes_a_complete_run_and_resumes_exactly(tmp_path):
             assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resume"
 
 
+def test_ema_statistics_are_recomputed_once_per_step_that_uses_them(tmp_path, monkeypatch):
+    """A sample and a checkpoint at the same step share one BN recalibration of the EMA copy."""
+    import dpgan.train as train_module
+
+    calls = []
+    real = train_module.recalibrate_batchnorm
+
+    def counting(model, batches, forward):
+        calls.append(1)
+        return real(model, batches, forward)
+
+    monkeypatch.setattr(train_module, "recalibrate_batchnorm", counting)
+    train(tiny(steps=4), tmp_path / "run", device="cpu", progress=False)  # sample + save at 2 and 4
+    assert len(calls) == 2
+    ema = load_checkpoint(tmp_path / "run")["generator_ema"]
+    means = [v for k, v in ema.items() if k.endswith("running_mean")]
+    assert means and not all(torch.count_nonzero(m) == 0 for m in means), "EMA BN statistics never computed"
+
+
 def test_same_seed_same_result(tmp_path):
     train(tiny(steps=2), tmp_path / "a", device="cpu", progress=False)
     train(tiny(steps=2), tmp_path / "b", device="cpu", progress=False)

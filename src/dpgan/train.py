@@ -265,11 +265,17 @@ def train(
     val_fixed = _fixed_examples(val_set, 8)
     writer = _summary_writer(run_dir / "tb") if world.is_main else None  # rank 0 logs, samples, saves
 
+    ema_calibrated = False  # G_ema's BN statistics belong to its current weights
+
     def use_ema() -> None:
         # BN statistics of the averaged weights, from training batches (no labels leak: G only).
         # The noise comes from its own seeded generator: drawn from the global RNG it would depend
         # on whatever ran before (an evaluation's data loader draws a seed), and a resumed run's
-        # EMA statistics would differ from those of a run that never stopped.
+        # EMA statistics would differ from those of a run that never stopped. The result depends
+        # on G_ema's weights only: a sample, checkpoint and evaluation at one step share it.
+        nonlocal ema_calibrated
+        if ema_calibrated:
+            return
         noise = torch.Generator().manual_seed(t.seed)
 
         def forward(g: nn.Module, raw: dict) -> Tensor:
@@ -278,6 +284,7 @@ def train(
             return g(one_hot(label, n_cls), z)
 
         recalibrate_batchnorm(G_ema, _cycle_batches(train_set, t.batch_size, t.ema_bn_batches, t.seed), forward)
+        ema_calibrated = True
 
     def checkpoint_payload() -> dict:
         return {
@@ -368,6 +375,7 @@ def train(
             opt_d.step()
         # EMA
         ema_update(G_ema, G, ema_decay_at(step, t.ema_decay, t.ema_warmup))
+        ema_calibrated = False
         step += 1
         bar.update(1)
         # divergence: repeated non-finite updates roll back to the last checkpoint (or stop)

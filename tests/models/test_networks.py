@@ -93,3 +93,16 @@ def test_init_leaves_spectral_norm_layers_at_the_default_as_the_published_code_d
     last = d.layer_up_last.weight  # no spectral norm: Xavier-normal, gain 0.02
     expected = 0.02 * (2 / (last.shape[1] + last.shape[0])) ** 0.5
     assert abs(last.std().item() - expected) < 0.5 * expected
+
+
+@pytest.mark.parametrize("size", [(64, 128), (2, 4), (8, 16), (16, 16), (3, 5), (48, 96), (128, 256)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_resize_nearest_equals_interpolate(size, channels_last):
+    import torch.nn.functional as F
+
+    from dpgan.models.spade import resize_nearest
+
+    x = torch.randn(2, 5, 64, 128)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    assert torch.equal(resize_nearest(x, size), F.interpolate(x, size=size, mode="nearest"))

@@ -22,12 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("studies/paper-ablations"), help="study folder")
     p.add_argument("--preset", default="synthetic-streets", help="the base configuration of every run")
     p.add_argument("--seeds", type=int, help="seeds per row (default 3; --quick: 1)")
-    p.add_argument("--steps", type=int, help="training steps per run (default: the preset's; --quick: 150)")
+    p.add_argument("--steps", type=int, help="training steps per run (default: the preset's; --quick: 120)")
     p.add_argument("--eval-every", type=int, help="evaluate during training every N steps (default 250)")
     p.add_argument("--eval-images", type=int, help="validation label maps per evaluation (default 64)")
     p.add_argument("--segmenter-steps", type=int, help="training steps of the reference segmenter (default 3000)")
     p.add_argument("--quick", action="store_true",
-                   help="1 seed, 150 steps, 16 evaluation images, a 300-step segmenter: the whole grid in "
+                   help="1 seed, 120 steps, 16 evaluation images, a 300-step segmenter: the whole grid in "
                    "under 20 minutes on 2 CPU cores (for trying it out; too short to rank the rows)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config field of every run, e.g. --set model.g_width=16")

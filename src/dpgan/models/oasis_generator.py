@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dpgan.models.spade import SPADEResBlock, generator_channels
+from dpgan.models.spade import SPADEResBlock, generator_channels, resize_nearest
 
 
 class ConditionalGenerator(nn.Module):
@@ -75,7 +75,7 @@ class ConditionalGenerator(nn.Module):
     def forward(self, label_map: Tensor, z: Tensor | None = None) -> Tensor:
         cond = self.condition(label_map, z)
         condition_of = self.block_conditions(cond)
-        x = self.fc(F.interpolate(cond, size=self.latent_size(*cond.shape[-2:])))
+        x = self.fc(resize_nearest(cond, self.latent_size(*cond.shape[-2:])))
         for i, block in enumerate(self.body):
             x = block(x, condition_of(i, x.shape[-2:]))
             if i < len(self.body) - 1:
@@ -108,4 +108,4 @@ class OASISGenerator(ConditionalGenerator):
         self.build_trunk(width, self.cond_channels, spade_hidden, spectral_norm)
 
     def block_conditions(self, cond: Tensor) -> Callable[[int, torch.Size], Tensor]:
-        return lambda i, size: cond  # SPADE resizes [z ; label] to each block's scale itself
+        return lambda i, size: resize_nearest(cond, size)  # once per block, not once per SPADE

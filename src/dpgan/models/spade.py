@@ -11,6 +11,7 @@ published pair `mlp_gamma`, `mlp_beta`, in one kernel launch.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
@@ -18,6 +19,20 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
     return _sn(module) if enabled else module
+
+
+def resize_nearest(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
+    """F.interpolate(x, size, mode="nearest"), as a strided view when `size` divides x's size.
+
+    Nearest resizing reads source pixel floor(i * in / out); for an integer factor f that is
+    pixel i * f, so the result is x[..., ::f, ::f], without the copy (upsample_nearest2d on the
+    [z ; label] condition took 12% of an OASIS training step on CPU)."""
+    (h, w), (oh, ow) = x.shape[-2:], tuple(size)
+    if (h, w) == (oh, ow):
+        return x
+    if oh <= h and ow <= w and h % oh == 0 and w % ow == 0:
+        return x[..., :: h // oh, :: w // ow]
+    return F.interpolate(x, size=(oh, ow), mode="nearest")
 
 
 class SPADE(nn.Module):
@@ -40,8 +55,7 @@ class SPADE(nn.Module):
         self.gamma_beta = nn.Conv2d(src, 2 * channels, kernel_size, padding=pad)
 
     def forward(self, h: Tensor, cond: Tensor) -> Tensor:
-        if cond.shape[-2:] != h.shape[-2:]:
-            cond = F.interpolate(cond, size=h.shape[-2:], mode="nearest")
+        cond = resize_nearest(cond, h.shape[-2:])
         if self.shared is not None:
             cond = self.shared(cond)
         gamma, beta = self.gamma_beta(cond).chunk(2, dim=1)

@@ -63,7 +63,7 @@ class StudySettings:
 
 
 # --quick: one seed and short runs, so the whole paper grid fits in 20 minutes on 2 CPU cores
-QUICK = {"seeds": 1, "steps": 150, "eval_every": 50, "eval_images": 16, "segmenter_steps": 300}
+QUICK = {"seeds": 1, "steps": 120, "eval_every": 40, "eval_images": 16, "segmenter_steps": 300}
 
 
 @dataclass(frozen=True)
