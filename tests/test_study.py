@@ -99,6 +99,28 @@ def test_baselines_table_trains_spade_and_a_partial_study_reports_what_is_done(t
     assert not specs[1].result_path.exists()  # nothing was trained
 
 
+def test_quick_runs_the_whole_paper_grid_with_one_seed(tmp_path):
+    """`--quick` at an even smaller size: its settings, explicit flags over them, all 11 models."""
+    from dpgan.study.runner import QUICK
+
+    out = tmp_path / "quick"
+    args = ["study", "--quick", "--out", str(out), "--steps", "2", "--eval-images", "2", "--segmenter-steps", "2",
+            "--device", "cpu", "--no-progress"]
+    for item in TINY_SETS:
+        args += ["--set", item]
+    assert main(args) == 0
+    settings = open_study(out, None)
+    assert settings.grid == "paper-ablations" and settings.seeds == QUICK["seeds"] == 1
+    assert settings.eval_every == QUICK["eval_every"] and settings.steps == 2  # the flag wins over --quick
+    specs = plan(settings, out)
+    assert len(specs) == 11 and all(s.result_path.is_file() for s in specs)
+    report = (out / "results.md").read_text()
+    assert "**11 of 11 runs finished**" in report and "--quick" in report and "'steps': 2" in report
+    for table in ("(a) generator and discriminator", "(b) patch loss", "(c) feature loss", "(d) baselines"):
+        assert table in report
+    assert "cannot tell (only 1 seed)" in report
+
+
 def test_other_settings_in_the_same_folder_are_refused(tmp_path):
     out = tmp_path / "s"
     open_study(out, StudySettings(grid="patch-loss", seeds=2))

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     devices = sorted({str(r.get("device", "?")) for r in results}) or ["none yet"]
     header = [
         f"Command: `dpgan study --grid {settings.grid} --out {args.out}"
-        + (" --quick" if args.quick else "") + "`" + (f" (settings: {settings.to_dict()})" if not args.quick else ""),
+        + (" --quick" if args.quick else "") + f"` (settings: {settings.to_dict()})",
         f"Runs trained on: {', '.join(devices)}; torch {torch.__version__}; dpgan {__version__}; "
         f"Python {platform.python_version()}.",
         f"**{len(results)} of {total} runs finished**; {settings.seeds} seed(s) per row, {settings.steps or 'preset'} "
