@@ -121,6 +121,19 @@ def test_quick_runs_the_whole_paper_grid_with_one_seed(tmp_path):
     assert "cannot tell (only 1 seed)" in report
 
 
+def test_several_devices_share_the_runs_each_in_its_own_process(tmp_path, capsys):
+    """The multi-GPU path with two CPU "devices": one worker per device, a subprocess per run."""
+    out = tmp_path / "two"
+    assert _study(out, "--device", "cpu,cpu", seeds=1) == 0
+    printed = capsys.readouterr().out
+    specs = plan(open_study(out, None), out)
+    assert len(specs) == 4 and all(s.result_path.is_file() for s in specs)
+    assert printed.count(" on cpu\n") == 4  # "study: <run> on cpu", one line per run handed out
+    for spec in specs:
+        assert (spec.run_dir.parent / f"{spec.name}.log").is_file()
+    assert "**4 of 4 runs finished**" in (out / "results.md").read_text()
+
+
 def test_other_settings_in_the_same_folder_are_refused(tmp_path):
     out = tmp_path / "s"
     open_study(out, StudySettings(grid="patch-loss", seeds=2))
