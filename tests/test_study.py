@@ -4,12 +4,13 @@ import json
 import math
 
 import pytest
+import torch
 
 from dpgan.cli import main
 from dpgan.errors import DPGANError
 from dpgan.study.grid import TABLES, distinct_models, tables_of
 from dpgan.study.report import summary
-from dpgan.study.runner import StudySettings, open_study, plan
+from dpgan.study.runner import StudySettings, open_study, plan, run_study
 
 TINY_SETS = [
     "data.height=32", "data.width=64", "data.num_train=8", "data.num_val=4", "data.num_workers=0",
@@ -141,6 +142,18 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
         open_study(out, StudySettings(grid="patch-loss", seeds=3))
     with pytest.raises(DPGANError, match="unknown study grid"):
         StudySettings(grid="everything")
+    from dpgan.study.runner import QUICK
+
+    open_study(tmp_path / "q", StudySettings(**QUICK))
+    with pytest.raises(DPGANError, match=r"other settings \(it was started with --quick\) \(differs in: seeds"):
+        open_study(tmp_path / "q", StudySettings())
+
+
+def test_a_missing_device_is_refused_before_the_study_folder_is_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)  # as on a machine without a GPU
+    with pytest.raises(DPGANError, match="no CUDA device is visible"):
+        run_study(tmp_path / "s", StudySettings(seeds=1), device="cuda")
+    assert not (tmp_path / "s").exists()
 
 
 def test_summary_compares_with_the_dp_gan_row_against_the_seed_spread():

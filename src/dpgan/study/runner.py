@@ -113,7 +113,8 @@ def open_study(out: Path, settings: StudySettings | None) -> StudySettings:
             raise DPGANError(f"{path}: not a readable study file ({exc})") from None
         if settings is not None and saved != settings:
             diff = [k for k, v in settings.to_dict().items() if saved.to_dict().get(k) != v]
-            raise DPGANError(f"{out} holds a study made with other settings (differs in: {', '.join(diff)}); "
+            hint = " (it was started with --quick)" if all(getattr(saved, k) == v for k, v in QUICK.items()) else ""
+            raise DPGANError(f"{out} holds a study made with other settings{hint} (differs in: {', '.join(diff)}); "
                              "use the same settings to continue it, or another --out")
         return saved
     if settings is None:
@@ -201,9 +202,9 @@ def resolve_devices(device: str) -> list[str]:
 def run_study(out: Path, settings: StudySettings, *, device: str = "auto", progress: bool = True,
               only: str | None = None) -> list[dict[str, Any]]:
     """Run what is missing (or just `only`) and return the results of every finished run."""
+    devices = resolve_devices(device)  # before the study folder is made: a bad --device leaves nothing
     settings = open_study(out, settings)
     specs = plan(settings, out)
-    devices = resolve_devices(device)
     if only is not None:
         chosen = [s for s in specs if s.name == only]
         if not chosen:
