@@ -10,7 +10,7 @@ from dpgan.cli import main
 from dpgan.errors import DPGANError
 from dpgan.study.grid import TABLES, distinct_models, tables_of
 from dpgan.study.report import summary
-from dpgan.study.runner import StudySettings, open_study, plan, run_study
+from dpgan.study.runner import QUICK, StudySettings, open_study, plan, run_study
 
 TINY_SETS = [
     "data.height=32", "data.width=64", "data.num_train=8", "data.num_val=4", "data.num_workers=0",
@@ -102,8 +102,6 @@ def test_baselines_table_trains_spade_and_a_partial_study_reports_what_is_done(t
 
 def test_quick_runs_the_whole_paper_grid_with_one_seed(tmp_path):
     """`--quick` at an even smaller size: its settings, explicit flags over them, all 11 models."""
-    from dpgan.study.runner import QUICK
-
     out = tmp_path / "quick"
     args = ["study", "--quick", "--out", str(out), "--steps", "2", "--eval-images", "2", "--segmenter-steps", "2",
             "--device", "cpu", "--no-progress"]
@@ -142,8 +140,6 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
         open_study(out, StudySettings(grid="patch-loss", seeds=3))
     with pytest.raises(DPGANError, match="unknown study grid"):
         StudySettings(grid="everything")
-    from dpgan.study.runner import QUICK
-
     open_study(tmp_path / "q", StudySettings(**QUICK))
     with pytest.raises(DPGANError, match=r"other settings \(it was started with --quick\) \(differs in: seeds"):
         open_study(tmp_path / "q", StudySettings())

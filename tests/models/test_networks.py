@@ -1,7 +1,9 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dpgan.models import build_discriminator, build_generator
+from dpgan.models.spade import resize_nearest
 
 N = 7
 
@@ -98,10 +100,6 @@ def test_init_leaves_spectral_norm_layers_at_the_default_as_the_published_code_d
 @pytest.mark.parametrize("size", [(64, 128), (2, 4), (8, 16), (16, 16), (3, 5), (48, 96), (128, 256)])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_resize_nearest_equals_interpolate(size, channels_last):
-    import torch.nn.functional as F
-
-    from dpgan.models.spade import resize_nearest
-
     x = torch.randn(2, 5, 64, 128)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
