@@ -1,6 +1,9 @@
 """The losses must fail loudly if alpha_c, the fake class or a sign were wrong."""
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from dpgan import losses
 
@@ -115,3 +118,14 @@ def test_labelmix_loss_is_zero_for_a_pixelwise_discriminator():
 
     assert losses.labelmix_loss(d(mixed), d(real), d(fake), mask) < 1e-10
     assert losses.labelmix_loss(d(mixed) + 1, d(real), d(fake), mask) > 0.5
+
+
+def test_segmentation_diagnostics_tell_a_segmenting_d_from_a_guessing_one():
+    label_map = torch.randint(0, 4, (2, 8, 8))
+    guessing = torch.zeros(2, 5, 8, 8)  # uniform over N + 1 = 5 classes
+    perfect = F.one_hot(label_map + 1, 5).permute(0, 3, 1, 2).float() * 20.0
+    g = losses.segmentation_diagnostics(guessing, label_map)
+    p = losses.segmentation_diagnostics(perfect, label_map)
+    assert torch.isclose(g["train/d_real_ce"], torch.tensor(math.log(5.0)))
+    assert p["train/d_real_ce"] < 1e-6 and p["train/d_real_acc"] == 1.0
+    assert not g["train/d_real_ce"].requires_grad

@@ -68,7 +68,7 @@ def test_oasis_discriminator_step_has_no_patch_or_feature_terms():
     g = generator_step(cfg, G, D, batch, None)
     d = discriminator_step(cfg, G, D, batch, None, n_cls)
     assert set(g) == {"g/pixel", "g/total"}
-    assert set(d) == {"d/fake", "d/real", "d/labelmix", "d/total"}
+    assert set(d) == {"d/fake", "d/real", "d/labelmix", "d/total", "train/d_real_ce", "train/d_real_acc"}
 
 
 def test_train_writes_a_complete_run_and_resumes_exactly(tmp_path):

@@ -49,6 +49,18 @@ def pixel_loss(logits: Tensor, label_map: Tensor, *, real: bool, class_weights: 
     return (per_pixel * class_weights[label_map]).mean()
 
 
+@torch.no_grad()
+def segmentation_diagnostics(logits: Tensor, label_map: Tensor) -> dict[str, Tensor]:
+    """How well D segments real images: its unweighted (N+1)-class cross entropy and pixel
+    accuracy against the label map. Near ln(N+1) and 1/(N+1) D has not started to segment,
+    and the pixel loss gives G no per-class signal yet (docs/training-dynamics.md)."""
+    target = label_map + 1
+    return {
+        "train/d_real_ce": F.cross_entropy(logits.float(), target),
+        "train/d_real_acc": (logits.argmax(1) == target).float().mean(),
+    }
+
+
 def patch_loss_d(real_scores: Sequence[Tensor], fake_scores: Sequence[Tensor]) -> Tensor:
     """Hinge loss of the patch heads for D, averaged over heads:
     L_ms^i = E[max(1 - D_p^i(real), 0)] + E[max(1 + D_p^i(fake), 0)]."""

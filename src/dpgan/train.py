@@ -106,6 +106,7 @@ def discriminator_step(
             out_mixed.logits, out_real.logits, out_fake.logits, mask
         )
     parts["d/total"] = torch.stack(list(parts.values())).sum()
+    parts.update(losses.segmentation_diagnostics(out_real.logits.detach(), batch.label_map))
     return parts
 
 
@@ -482,7 +483,7 @@ def _summary_writer(path: Path):
 
 def _log(run_dir: Path, writer, step: int, values: dict[str, float]) -> None:
     if writer is not None:
-        for k, v in values.items():
-            writer.add_scalar(f"loss/{k}", v, step)
+        for k, v in values.items():  # losses under loss/, diagnostics (train/d_real_ce, ...) as named
+            writer.add_scalar(k if k.startswith("train/") else f"loss/{k}", v, step)
     with open(run_dir / "losses.jsonl", "a") as f:
         f.write(json.dumps({"step": step, **values}) + "\n")

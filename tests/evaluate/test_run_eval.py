@@ -62,7 +62,7 @@ def test_evaluate_run_metrics_and_ceiling(run_dir, segmenter, tmp_path):
     assert saved == result
     assert {"metrics", "real", "per_class_iou", "iou_by_size", "protocol", "networks", "run"} <= set(saved)
     m, real = saved["metrics"], saved["real"]
-    assert set(m) == {"miou", "obj_miou", "pixel_accuracy", "refseg_fd"}  # no Inception: no FID/KID
+    assert set(m) == {"miou", "obj_miou", "pixel_accuracy", "refseg_fd", "stripe_ratio"}  # no Inception: no FID/KID
     for scores in (m, real):
         for key in ("miou", "obj_miou", "pixel_accuracy"):
             assert 0.0 <= scores[key] <= 1.0
@@ -260,7 +260,7 @@ def test_training_evaluator_logs_history_and_keeps_the_best(run_dir, segmenter, 
     evaluator = TrainingEvaluator(cfg, val_set, loaded.info, "cpu", run_dir=tmp_path, segmenter=segmenter,
                                   num_images=3, metric="miou")
     first = evaluator(loaded.generator, step=2)
-    assert set(first) == {"miou", "obj_miou", "pixel_accuracy", "refseg_fd"}
+    assert set(first) == {"miou", "obj_miou", "pixel_accuracy", "refseg_fd", "stripe_ratio"}
     assert all(isinstance(v, float) for v in first.values())
     assert evaluator.update_best(first, 2) and evaluator.best["step"] == 2
     assert not evaluator.update_best(dict(first), 4)  # equal is not better

@@ -32,6 +32,7 @@ from dpgan.evaluate.fid import FIDNumericalError, FIDStats, ImagPolicy, frechet_
 from dpgan.evaluate.inception import FIDInceptionV3
 from dpgan.evaluate.judges import PAPER_RESOLUTION, Judge, JudgeTally, published_judge, reference_judge
 from dpgan.evaluate.reference_segmenter import LoadedReferenceSegmenter, ReferenceSegmenter
+from dpgan.evaluate.stripes import NeighbourDifferences, stripe_ratio
 
 SIZE_NOTE = (
     "Instances = 8-connected components of the object classes in the ground truth, binned by "
@@ -170,6 +171,7 @@ def evaluate_generator(
     fake_tally = JudgeTally(judge) if judge else None
     real_tally = JudgeTally(judge) if judge and need_real else None
     acts: dict[str, list[np.ndarray]] = {"fake_inc": [], "real_inc": [], "fake_ref": [], "real_ref": []}
+    fake_diffs, real_diffs = NeighbourDifferences(), NeighbourDifferences()
     loader = DataLoader(Subset(val_set, range(n)), batch_size=batch_size, shuffle=False, collate_fn=_collate)
     bar = tqdm(total=n, desc="evaluate: generate and judge", unit="img", disable=not progress, dynamic_ncols=True)
     start = 0
@@ -178,6 +180,9 @@ def evaluate_generator(
         fake = generate(G, label, list(range(seed + start, seed + start + len(label))))
         start += len(label)
         resolution = tuple(label.shape[1:])
+        fake_diffs.update(fake)
+        if need_real:
+            real_diffs.update(real)
         if inception is not None:  # OASIS: (x + 1) / 2 of the tanh output, neither clamped nor quantised
             acts["fake_inc"].append(inception((fake + 1) / 2).double().cpu().numpy())
             if need_real:
@@ -196,12 +201,12 @@ def evaluate_generator(
 
     if need_real:
         cache = {"num_images": n, "real_inc": acts["real_inc"], "real_ref": acts["real_ref"],
-                 "real_scores": real_tally.scores() if real_tally else None}
+                 "real_scores": real_tally.scores() if real_tally else None, "real_diffs": real_diffs}
         if real_cache is not None:
             real_cache.clear()
             real_cache.update(cache)
     notes: list[str] = []
-    metrics: dict[str, float | None] = {}
+    metrics: dict[str, float | None] = {"stripe_ratio": stripe_ratio(fake_diffs, cache["real_diffs"])}
     if inception is not None:
         metrics["fid"] = _frechet(acts["fake_inc"], cache["real_inc"], imag_policy, notes, "FID")
         fa, fr = np.concatenate(acts["fake_inc"]), np.concatenate(cache["real_inc"])
