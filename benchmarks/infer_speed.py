@@ -21,9 +21,9 @@ from statistics import median
 
 import torch
 
-from dpgan import speed
+from dpgan.training import speed
 from dpgan.models import build_models_from_config
-from dpgan.train import one_hot
+from dpgan.tensors import one_hot
 from published_dpgan import NUM_CLASSES, PUBLISHED_HOWTO, build_published
 from train_speed import CONFIGS, config_for, count_flops, peak_flops, ratio, sync, time_interleaved
 

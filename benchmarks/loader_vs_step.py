@@ -23,9 +23,11 @@ from dpgan import losses
 from dpgan.config import preset
 from dpgan.data.registry import build_dataset
 from dpgan.data.synthetic import write_synthetic
-from dpgan.ema import ema_update, make_ema
+from dpgan.training.ema import ema_update, make_ema
 from dpgan.models import build_models_from_config
-from dpgan.train import Batch, discriminator_step, generator_step, one_hot, resolve_device
+from dpgan.devices import resolve_device
+from dpgan.tensors import one_hot
+from dpgan.training.loop import Batch, discriminator_step, generator_step
 
 
 def loader_images_per_s(cfg, workers: int, batches: int, pin: bool) -> float:

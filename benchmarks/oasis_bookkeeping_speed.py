@@ -25,8 +25,8 @@ import dpgan.models.oasis_generator as oasis_generator
 import dpgan.models.spade as spade
 from dpgan.config import preset
 from dpgan.data.synthetic import make_pair
-from dpgan.ema import make_ema, recalibrate_batchnorm
-from dpgan.train import one_hot
+from dpgan.training.ema import make_ema, recalibrate_batchnorm
+from dpgan.tensors import one_hot
 from train_speed import our_iteration
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from dpgan.config import Config
-from dpgan.train import one_hot
+from dpgan.tensors import one_hot
 
 NUM_CLASSES = 35  # Cityscapes: 34 label ids + "unlabelled" (its dataset sets semantic_nc = 35)
 

@@ -28,13 +28,15 @@ from statistics import median
 
 import torch
 
-from dpgan import losses, speed
+from dpgan import losses
+from dpgan.training import speed
 from dpgan.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
-from dpgan.distributed import World
-from dpgan.ema import ema_update, make_ema
-from dpgan.global_batch import labelmix_mask_from_coins
+from dpgan.training.distributed import World
+from dpgan.training.ema import ema_update, make_ema
+from dpgan.training.global_batch import labelmix_mask_from_coins
 from dpgan.models import build_models_from_config
-from dpgan.train import Batch, discriminator_step, generator_step, one_hot
+from dpgan.tensors import one_hot
+from dpgan.training.loop import Batch, discriminator_step, generator_step
 from published_dpgan import NUM_CLASSES, PUBLISHED_HOWTO, published_iteration
 
 # The published code fixes the discriminator (width 64), the pyramid (64) and z (64): so do we here.

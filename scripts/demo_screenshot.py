@@ -19,8 +19,8 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 from dpgan.data.synthetic import make_pair
-from dpgan.demo import DemoBackend, make_server
-from dpgan.demo.browser import CHROMIUM_ARGS, chromium_path, stroke, wait_done
+from dpgan.inference.demo import DemoBackend, make_server
+from dpgan.inference.demo.browser import CHROMIUM_ARGS, chromium_path, stroke, wait_done
 
 def main(argv: list[str]) -> int:
     flags = [a for a in argv if a.startswith("--")]

@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from dpgan import DPGAN
-from dpgan.api import slerp
+from dpgan.inference.api import slerp
 from dpgan.cli import main
 from dpgan.errors import CheckpointError, DataError, DPGANError
-from dpgan.pretrained import CONFIG_FILE, WEIGHTS_FILE
+from dpgan.inference.pretrained import CONFIG_FILE, WEIGHTS_FILE
 
 
 @pytest.fixture(scope="module")

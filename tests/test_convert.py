@@ -23,10 +23,10 @@ import torch.nn.functional as F
 
 from dpgan import DPGAN
 from dpgan.commands.convert import register
-from dpgan.convert import convert_checkpoint, convert_state_dict, load_published
+from dpgan.inference.convert import convert_checkpoint, convert_state_dict, load_published
 from dpgan.errors import CheckpointError, DPGANError
 from dpgan.models import build_generator
-from dpgan.pretrained import load_pretrained
+from dpgan.inference.pretrained import load_pretrained
 
 DATA = Path(__file__).parent / "data" / "published"
 NUM_CLASSES, Z_DIM = 4, 3

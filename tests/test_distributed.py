@@ -16,8 +16,9 @@ import torch
 from torch import Tensor
 
 from dpgan import losses
-from dpgan.distributed import SyncedBatchNorm, World, convert_batchnorm, pick_device
-from dpgan.global_batch import StepNoise, accumulate, labelmix_mask_from_coins, micro_batches, weights_from_counts
+from dpgan.devices import resolve_device
+from dpgan.training.distributed import SyncedBatchNorm, World, convert_batchnorm
+from dpgan.training.global_batch import StepNoise, accumulate, labelmix_mask_from_coins, micro_batches, weights_from_counts
 from dpgan.errors import DPGANError
 
 PY = sys.executable
@@ -147,23 +148,23 @@ def test_synced_batchnorm_without_a_group_is_batchnorm_with_the_same_state():
 
 
 def test_device_checks_are_one_clear_sentence(monkeypatch):
-    assert pick_device("cpu") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(DPGANError, match="unknown device 'tpu'"):
-        pick_device("tpu")
+        resolve_device("tpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DPGANError, match="no CUDA device is available"):
-        pick_device("cuda:0")
+        resolve_device("cuda:0")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(DPGANError, match="has 2 CUDA device"):
-        pick_device("cuda:5")
+        resolve_device("cuda:5")
     with pytest.raises(DPGANError, match="only 2 CUDA device"):
-        pick_device("cuda", local_rank=3, world_size=8)
-    assert pick_device("cuda", local_rank=1, world_size=4) == torch.device("cuda", 1)
+        resolve_device("cuda", local_rank=3, world_size=8)
+    assert resolve_device("cuda", local_rank=1, world_size=4) == torch.device("cuda", 1)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU per task (SLURM binding)
-    assert pick_device("cuda", local_rank=3, world_size=8) == torch.device("cuda", 0)
+    assert resolve_device("cuda", local_rank=3, world_size=8) == torch.device("cuda", 0)
     with pytest.raises(DPGANError, match="with torchrun every process uses the GPU of its local rank"):
-        pick_device("cuda:1", local_rank=0, world_size=2)
+        resolve_device("cuda:1", local_rank=0, world_size=2)
 
 
 # --- collectives under torchrun ----------------------------------------------------------------------
@@ -171,8 +172,8 @@ def test_device_checks_are_one_clear_sentence(monkeypatch):
 COLLECTIVES = textwrap.dedent('''
     import torch
     from dpgan import losses
-    from dpgan.distributed import World, convert_batchnorm, init_from_env
-    from dpgan.global_batch import class_balance_weights
+    from dpgan.training.distributed import World, convert_batchnorm, init_from_env
+    from dpgan.training.global_batch import class_balance_weights
 
     world = init_from_env("cpu")
     r, K = world.rank, world.size

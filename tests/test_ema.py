@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from dpgan.ema import ema_update, make_ema, recalibrate_batchnorm
+from dpgan.training.ema import ema_update, make_ema, recalibrate_batchnorm
 
 
 def test_ema_update_averages_parameters_only():
@@ -41,7 +41,7 @@ def test_recalibrated_batchnorm_holds_the_exact_mean_and_variance():
 
 
 def test_ema_warmup_forgets_the_initial_weights_early_and_reaches_the_set_decay():
-    from dpgan.train import ema_decay_at
+    from dpgan.training.loop import ema_decay_at
 
     assert ema_decay_at(0, 0.999, warmup=True) == 0.1
     assert ema_decay_at(200, 0.999, warmup=True) < 0.96

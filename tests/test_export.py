@@ -9,7 +9,7 @@ import torch
 
 from dpgan import DPGAN
 from dpgan.cli import main
-from dpgan.train import one_hot
+from dpgan.tensors import one_hot
 
 
 @pytest.fixture(scope="module")

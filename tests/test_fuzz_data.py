@@ -203,7 +203,7 @@ def test_a_dataset_item_is_a_valid_pair_or_a_data_error(folder, image, label, tr
 def test_a_bad_file_in_a_loader_worker_is_one_clear_line(folder):
     """Errors raised in a DataLoader worker come back wrapped in a traceback; the training loop's
     StepLoader turns them back into the one sentence that names the file."""
-    from dpgan.resilience import LoaderFailure, StepLoader
+    from dpgan.training.resilience import LoaderFailure, StepLoader
 
     good_i = _write(folder, _encode(np.zeros((8, 8, 3), np.uint8), None, "PNG"), ".png")
     good_l = _write(folder, _encode(np.ones((8, 8), np.uint8), None, "PNG"), ".png")

@@ -20,16 +20,16 @@ import torch
 from dpgan.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
-from dpgan.distributed import World
+from dpgan.training.distributed import World
 from dpgan.errors import CheckpointError, DataError, DPGANError
-from dpgan.preflight import (
+from dpgan.training.preflight import (
     check_resume_classes,
     estimate_checkpoint_bytes,
     preflight,
     save_checkpoint_or_explain,
     write_text_atomic,
 )
-from dpgan.resilience import DivergenceGuard, EventLog, GracefulStop, LoaderFailure, StepLoader
+from dpgan.training.resilience import DivergenceGuard, EventLog, GracefulStop, LoaderFailure, StepLoader
 
 CPU = World.single(torch.device("cpu"))
 
@@ -280,7 +280,7 @@ def tiny(steps: int = 6, **train) -> Config:
 
 def _poison_generator_loss(monkeypatch, calls_to_poison: set[int]) -> None:
     """Make the G loss NaN on the given calls of generator_step (one call per step)."""
-    import dpgan.train as train_module
+    import dpgan.training.loop as train_module
 
     real = train_module.generator_step
     count = {"n": 0}
@@ -296,7 +296,7 @@ def _poison_generator_loss(monkeypatch, calls_to_poison: set[int]) -> None:
 
 
 def test_a_nan_loss_skips_exactly_that_update(tmp_path, monkeypatch):
-    from dpgan.train import train
+    from dpgan.training.loop import train
 
     _poison_generator_loss(monkeypatch, {3})
     result = train(tiny(4, checkpoint_every=1, nonfinite_policy="skip"), tmp_path, device="cpu", progress=False)
@@ -314,7 +314,7 @@ def test_a_nan_loss_skips_exactly_that_update(tmp_path, monkeypatch):
 
 
 def test_repeated_nans_roll_back_with_a_lower_learning_rate_and_finish(tmp_path, monkeypatch):
-    from dpgan.train import train
+    from dpgan.training.loop import train
 
     _poison_generator_loss(monkeypatch, {3, 4})  # steps 3 and 4 diverge; the replay after roll-back does not
     result = train(tiny(6, max_nonfinite=2), tmp_path, device="cpu", progress=False)

@@ -1,7 +1,7 @@
 import pytest
 
 from dpgan.errors import DataError
-from dpgan.sampling import StepBatchSampler
+from dpgan.training.sampling import StepBatchSampler
 
 
 def _batches(**kw):

@@ -15,7 +15,7 @@ from dpgan.data.synthetic import SYNTHETIC_STREETS
 from dpgan.errors import DPGANError
 from dpgan.models import MultiscalePatchDiscriminator, OASISGenerator, build_models_from_config
 from dpgan.models.patchgan import PatchGAN
-from dpgan.train import patchgan_discriminator_step, patchgan_generator_step, training_steps
+from dpgan.training.loop import patchgan_discriminator_step, patchgan_generator_step, training_steps
 from test_train import _batch, tiny
 from tiny_args import TINY_TRAIN
 

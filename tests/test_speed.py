@@ -1,4 +1,4 @@
-"""The speed-ups of dpgan.speed compute what the plain path computes.
+"""The speed-ups of dpgan.training.speed compute what the plain path computes.
 
 Tolerances: the fused kernels are checked in float64 (exact up to 1e-10). The optimised
 float32 path (fused resampling + channels_last; torch.compile takes ~2 minutes on CPU for
@@ -16,12 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpgan import losses, speed
+from dpgan import losses
+from dpgan.training import speed
 from dpgan.config import Config, DataConfig, ModelConfig, TrainConfig
 from dpgan.errors import DPGANError
 from dpgan.models import build_discriminator, build_models_from_config
 from dpgan.models.discriminator import ResBlockD
-from dpgan.train import Batch, discriminator_step, generator_step, one_hot
+from dpgan.tensors import one_hot
+from dpgan.training.loop import Batch, discriminator_step, generator_step
 
 N = 6
 
@@ -175,7 +177,7 @@ def _train_cfg(**train) -> Config:
 def test_training_runs_with_channels_last_and_resumes_into_a_plain_model(tmp_path):
     from dpgan.checkpoint import load_checkpoint
     from dpgan.data.synthetic import SYNTHETIC_STREETS
-    from dpgan.train import train
+    from dpgan.training.loop import train
 
     result = train(_train_cfg(channels_last=True), tmp_path / "run", device="cpu", progress=False)
     assert result.step == 2 and all(v == v for v in result.last_losses.values())
@@ -185,7 +187,7 @@ def test_training_runs_with_channels_last_and_resumes_into_a_plain_model(tmp_pat
 
 
 def test_training_refuses_bf16_on_cpu_before_writing_anything(tmp_path):
-    from dpgan.train import train
+    from dpgan.training.loop import train
 
     with pytest.raises(DPGANError, match="bf16"):
         train(_train_cfg(precision="bf16"), tmp_path / "run", device="cpu", progress=False)

@@ -9,7 +9,8 @@ from dpgan.checkpoint import list_checkpoints, load_checkpoint
 from dpgan.config import Config, DataConfig, ModelConfig, TrainConfig, preset
 from dpgan.data.synthetic import SYNTHETIC_STREETS, SyntheticStreets
 from dpgan.models import build_models_from_config
-from dpgan.train import Batch, discriminator_step, generator_step, one_hot, train
+from dpgan.tensors import one_hot
+from dpgan.training.loop import Batch, discriminator_step, generator_step, train
 from dpgan import losses
 
 
@@ -92,7 +93,7 @@ def test_train_writes_a_complete_run_and_resumes_exactly(tmp_path):
 
 def test_ema_statistics_are_recomputed_once_per_step_that_uses_them(tmp_path, monkeypatch):
     """A sample and a checkpoint at the same step share one BN recalibration of the EMA copy."""
-    import dpgan.train as train_module
+    import dpgan.training.loop as train_module
 
     calls = []
     real = train_module.recalibrate_batchnorm

@@ -8,7 +8,7 @@ __all__ = ["DPGAN"]
 def __getattr__(name: str):
     # `from dpgan import DPGAN` without importing torch for `dpgan --version`
     if name == "DPGAN":
-        from dpgan.api import DPGAN
+        from dpgan.inference.api import DPGAN
 
         return DPGAN
     raise AttributeError(f"module 'dpgan' has no attribute {name!r}")

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from dpgan.demo import DemoBackend, make_server
+from dpgan.inference.demo import DemoBackend, make_server
 
 
 @pytest.fixture(scope="module")

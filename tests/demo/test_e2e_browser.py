@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from dpgan.data.io import colour_table
-from dpgan.demo import browser
+from dpgan.inference.demo import browser
 
 pytestmark = pytest.mark.e2e
 

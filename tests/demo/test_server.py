@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from dpgan.data.synthetic import SYNTHETIC_STREETS
-from dpgan.synthesize import generate
+from dpgan.inference.synthesize import generate
 from dpgan.visualize import to_uint8
 
 H, W = 32, 64

@@ -26,8 +26,8 @@ from dpgan.evaluate.training_eval import (
     save_best_checkpoint,
     select_best,
 )
-from dpgan.synthesize import load_generator
-from dpgan.train import train
+from dpgan.inference.synthesize import load_generator
+from dpgan.training.loop import train
 
 
 

@@ -17,7 +17,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from dpgan.convert import DATASETS, KINDS, PUBLISHED_Z_DIM
+    from dpgan.inference.convert import DATASETS, KINDS, PUBLISHED_Z_DIM
 
     p = sub.add_parser(
         "convert",
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpgan.convert import convert_checkpoint
+    from dpgan.inference.convert import convert_checkpoint
 
     out, report = convert_checkpoint(
         args.checkpoint, args.out, args.kind, dataset=args.dataset, num_classes=args.num_classes,

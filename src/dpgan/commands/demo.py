@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpgan.demo.server import serve
+    from dpgan.inference.demo.server import serve
     from dpgan.errors import DPGANError
 
     if not 0 <= args.port <= 65535:

@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpgan.export import export
-    from dpgan.synthesize import load_generator
+    from dpgan.inference.export import export
+    from dpgan.inference.synthesize import load_generator
 
     written = export(load_generator(args.run, "cpu"), args.format, args.out, overwrite=args.overwrite)
     print(f"wrote {', '.join(str(p) for p in written)}")

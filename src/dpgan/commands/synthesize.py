@@ -40,10 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpgan.synthesize import synthesize
+    from dpgan.inference.synthesize import synthesize
 
     if args.resample_class is not None or args.resample_mask is not None or args.interpolate_to is not None:
-        from dpgan.variations import vary
+        from dpgan.inference.variations import vary
 
         written = vary(
             args.checkpoint, args.labels, args.out, seed=args.seed, new_seed=args.new_seed,

@@ -138,8 +138,8 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpgan import distributed, resilience
-    from dpgan.train import train
+    from dpgan.training import distributed, resilience
+    from dpgan.training.loop import train
 
     world = distributed.init_from_env(args.device)  # torchrun: one process per device; else one process
     try:

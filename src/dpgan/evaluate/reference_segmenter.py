@@ -241,7 +241,7 @@ def train_reference_segmenter(
 
     from dpgan.data.registry import build_dataset, has_split
     from dpgan.evaluate.judges import JudgeTally, reference_judge
-    from dpgan.train import resolve_device
+    from dpgan.devices import resolve_device
 
     if steps < 1 or batch_size < 1:
         raise DPGANError(f"train-segmenter needs --steps >= 1 and --batch-size >= 1 (got {steps}, {batch_size}).")

@@ -153,7 +153,7 @@ def evaluate_generator(
     with the same image count, as during training. Returns a JSON-ready dict (NaN allowed)."""
     from tqdm import tqdm
 
-    from dpgan.synthesize import generate
+    from dpgan.inference.synthesize import generate
 
     if not networks.any():
         raise DPGANError("No evaluation network: give Inception weights, segmenter weights or a reference segmenter.")
@@ -227,7 +227,7 @@ def evaluate_generator(
         "protocol": {
             "num_images": n, "seed": seed, "split": getattr(val_set, "split", None),
             "resolution": list(resolution), "generator": "EMA",
-            "noise": "z of image i drawn from seed + i (dpgan.synthesize.noise_for_seeds)",
+            "noise": "z of image i drawn from seed + i (dpgan.inference.synthesize.noise_for_seeds)",
             "fid_imag_policy": imag_policy,
         },
         "networks": networks.describe(),
@@ -255,7 +255,7 @@ def example_grid(G: nn.Module, val_set: Dataset, info: DatasetInfo, *, seed: int
                  device: str | torch.device = "cpu") -> np.ndarray:
     """label | generated | real for the first `count` label maps, with the same noise as the
     evaluation (image i from seed + i), enlarged so that small images stay readable."""
-    from dpgan.synthesize import generate
+    from dpgan.inference.synthesize import generate
     from dpgan.visualize import colorize, image_grid
 
     items = _collate([val_set[i] for i in range(min(count, len(val_set)))])
@@ -292,7 +292,7 @@ def evaluate_run(
     from dpgan.data.registry import build_dataset, has_split
     from dpgan.evaluate.reference_segmenter import default_segmenter_path
     from dpgan.evaluate.report import json_safe, write_reports
-    from dpgan.synthesize import load_generator
+    from dpgan.inference.synthesize import load_generator
 
     loaded = load_generator(run, device)
     cfg, info, G = loaded.config, loaded.info, loaded.generator

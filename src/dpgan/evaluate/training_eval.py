@@ -5,7 +5,7 @@ OASIS and DP-GAN compute FID every few thousand steps and keep the checkpoint wi
 Here the metric is a choice (`train.eval_metric`): FID needs the Inception weights, the
 embedded dataset has only its reference segmenter, so mIoU or RefSeg-FD are offered too.
 
-Meant to be driven by `dpgan.train.train` on the main process:
+Meant to be driven by `dpgan.training.loop.train` on the main process:
 
     evaluator = TrainingEvaluator(cfg, val_set, info, device, run_dir=run_dir)
     ...

@@ -149,11 +149,11 @@ def ensure_segmenter(out: Path, settings: StudySettings, device: str, progress: 
 
 def run_one(out: Path, settings: StudySettings, spec: RunSpec, device: str, progress: bool) -> dict[str, Any]:
     """Train (or resume) one run, evaluate its final EMA generator, write its result file."""
-    from dpgan import resilience
+    from dpgan.training import resilience
     from dpgan.checkpoint import list_checkpoints
     from dpgan.evaluate.run_eval import evaluate_run
     from dpgan.evaluate.training_eval import read_history
-    from dpgan.train import train
+    from dpgan.training.loop import train
 
     if spec.result_path.is_file():
         return json.loads(spec.result_path.read_text())

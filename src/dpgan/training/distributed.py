@@ -21,7 +21,7 @@ Design, and why it is not `DistributedDataParallel`:
   `SyncedBatchNorm` with a differentiable all-reduce. Both keep BatchNorm's state-dict keys, so
   checkpoints move freely between single- and multi-process runs.
 * Every random draw of a step and the class-balance weights belong to the global batch, not to
-  a rank (`dpgan.global_batch`): a run is the same whatever its split into ranks x micro-batches.
+  a rank (`dpgan.training.global_batch`): a run is the same whatever its split into ranks x micro-batches.
 * Small control messages (stop requests, start-up failures) go over a gloo group on the CPU, so
   they never force a GPU synchronisation.
 """
@@ -38,6 +38,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from dpgan.devices import resolve_device
 from dpgan.errors import DPGANError
 
 SYNC_BATCHNORM = ("generator", "all", "none")
@@ -185,7 +186,7 @@ def init_from_env(device: str = "auto", timeout_minutes: float = 30.0) -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = pick_device(device, local_rank=local_rank, world_size=size)
+    dev = resolve_device(device, local_rank=local_rank, world_size=size)
     if size == 1:
         return World(device=dev)
     backend = "nccl" if dev.type == "cuda" else "gloo"
@@ -195,40 +196,6 @@ def init_from_env(device: str = "auto", timeout_minutes: float = 30.0) -> World:
         dist.init_process_group(backend, rank=rank, world_size=size, timeout=timedelta(minutes=timeout_minutes))
     control = dist.new_group(backend="gloo") if backend != "gloo" else None
     return World(rank=rank, local_rank=local_rank, size=size, device=dev, control_group=control)
-
-
-def pick_device(name: str, *, local_rank: int = 0, world_size: int = 1) -> torch.device:
-    """Resolve --device for this rank and check that the device exists (one clear error if not)."""
-    cuda_ok = torch.cuda.is_available()
-    count = torch.cuda.device_count() if cuda_ok else 0
-    if name == "auto":
-        name = "cuda" if cuda_ok else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if not name.startswith("cuda"):
-        raise DPGANError(f"unknown device {name!r}; use auto, cpu or cuda[:N]")
-    if not cuda_ok:
-        raise DPGANError(f"--device {name} was asked for but no CUDA device is available; use --device cpu")
-    if name == "cuda":
-        index = local_rank if world_size > 1 else torch.cuda.current_device()
-        if index >= count and count == 1:
-            index = 0  # the scheduler gave each process its own GPU (CUDA_VISIBLE_DEVICES per task)
-        elif index >= count:
-            raise DPGANError(
-                f"local rank {local_rank} was started but this node has only {count} CUDA device(s) "
-                f"visible; start at most {count} processes per node (torchrun --nproc_per_node, "
-                f"srun --ntasks-per-node)"
-            )
-        return torch.device("cuda", index)
-    if world_size > 1:
-        raise DPGANError(
-            f"--device {name}: with torchrun every process uses the GPU of its local rank; pass "
-            f"--device cuda (or auto) and choose GPUs with CUDA_VISIBLE_DEVICES"
-        )
-    dev = torch.device(name)
-    if dev.index is not None and dev.index >= count:
-        raise DPGANError(f"--device {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
-    return dev
 
 
 # ---- synchronised batch norm ------------------------------------------------------------------------

@@ -280,7 +280,7 @@ def convert_checkpoint(
 ) -> tuple[Path, ConversionReport]:
     """Convert a published generator file into a saved-model folder (config.json +
     model.safetensors) that `DPGAN.from_pretrained`, `dpgan synthesize` and `dpgan demo` read."""
-    from dpgan.pretrained import CONFIG_FILE, WEIGHTS_FILE, save_pretrained
+    from dpgan.inference.pretrained import CONFIG_FILE, WEIGHTS_FILE, save_pretrained
 
     path, out_dir = Path(path), Path(out_dir)
     refuse_overwrite([out_dir / n for n in (CONFIG_FILE, WEIGHTS_FILE)], overwrite)

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from dpgan import losses
-from dpgan.distributed import World
+from dpgan.training.distributed import World
 from dpgan.errors import DPGANError
 
 

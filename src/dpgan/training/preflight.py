@@ -23,7 +23,7 @@ from torch import nn
 
 from dpgan.checkpoint import checkpoint_dir, list_checkpoints, save_checkpoint
 from dpgan.data.info import DatasetInfo
-from dpgan.distributed import World
+from dpgan.training.distributed import World
 from dpgan.errors import CheckpointError, DPGANError
 
 

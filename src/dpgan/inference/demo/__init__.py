@@ -4,7 +4,7 @@
 standard-library HTTP front end; `static/` holds the page (vanilla JS, no build step, no CDN).
 """
 
-from dpgan.demo.backend import DemoBackend, DemoLimits, RequestError
-from dpgan.demo.server import DemoServer, make_server, serve
+from dpgan.inference.demo.backend import DemoBackend, DemoLimits, RequestError
+from dpgan.inference.demo.server import DemoServer, make_server, serve
 
 __all__ = ["DemoBackend", "DemoLimits", "DemoServer", "RequestError", "make_server", "serve"]

@@ -40,7 +40,7 @@ from torch.nn.utils.parametrizations import _SpectralNorm
 
 from dpgan.errors import DPGANError
 from dpgan.models.discriminator import ResBlockD
-from dpgan.pretrained import bake_spectral_norm
+from dpgan.inference.pretrained import bake_spectral_norm
 
 PRECISIONS = ("fp32", "bf16")
 Fn = TypeVar("Fn", bound=Callable[..., Any])

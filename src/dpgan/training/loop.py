@@ -16,30 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dpgan import distributed, global_batch, losses, preflight, resilience, speed
+from dpgan.training import distributed, global_batch, preflight, resilience, speed
+from dpgan import losses
 from dpgan.checkpoint import list_checkpoints, load_checkpoint, rng_state, set_rng_state
 from dpgan.config import Config
+from dpgan.devices import resolve_device
 from dpgan.data.info import DatasetInfo
-from dpgan.ema import ema_update, make_ema, recalibrate_batchnorm
+from dpgan.training.ema import ema_update, make_ema, recalibrate_batchnorm
 from dpgan.errors import CheckpointError, DPGANError
 from dpgan.models import build_models_from_config
-from dpgan.sampling import StepBatchSampler
+from dpgan.tensors import one_hot
+from dpgan.training.sampling import StepBatchSampler
 from dpgan.visualize import colorize, image_grid, save_png
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DPGANError(f"--device {name} was asked for but no CUDA device is available; use --device cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise DPGANError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return torch.device(name)
-
-
-def one_hot(label_map: Tensor, num_classes: int) -> Tensor:
-    """(B, H, W) ids -> (B, N, H, W) float, built on the label's device."""
-    return F.one_hot(label_map, num_classes).permute(0, 3, 1, 2).to(torch.float32)
 
 
 def taps(out, where: str) -> list[Tensor]:
@@ -191,7 +179,7 @@ def train(
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
-    world = world or distributed.World.single(distributed.pick_device(device))
+    world = world or distributed.World.single(resolve_device(device))
     dev = world.device
     stop = stop or resilience.GracefulStop()
     t = cfg.train

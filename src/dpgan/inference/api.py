@@ -6,7 +6,7 @@
     model = DPGAN.from_pretrained("streets-model")
     images = model.generate("label.png", seed=0, num_samples=4)  # (4, H, W, 3) uint8
 
-A saved model is the EMA generator only (dpgan.pretrained): config.json + model.safetensors.
+A saved model is the EMA generator only (dpgan.inference.pretrained): config.json + model.safetensors.
 
 Image k of a call uses the noise of seed `seed + k`, drawn exactly as `dpgan synthesize` draws
 it, so the API, the command line and the demo give the same picture for the same seed.
@@ -25,9 +25,10 @@ from torch import Tensor, nn
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import DataError, DPGANError
-from dpgan.pretrained import load_pretrained, save_pretrained
-from dpgan.synthesize import generate, load_generator, mixed_noise, noise_for_seeds
-from dpgan.train import one_hot, resolve_device
+from dpgan.inference.pretrained import load_pretrained, save_pretrained
+from dpgan.inference.synthesize import generate, load_generator, mixed_noise, noise_for_seeds
+from dpgan.devices import resolve_device
+from dpgan.tensors import one_hot
 from dpgan.visualize import to_uint8
 
 

@@ -5,7 +5,7 @@ before it is decoded: the body size before base64, the PNG's declared width and 
 its pixels. A bad request becomes a `RequestError` (an HTTP status and one sentence); the
 generator only ever sees a label map of its own resolution holding valid class ids.
 
-Noise follows `dpgan.synthesize`: the image for seed s uses z drawn from
+Noise follows `dpgan.inference.synthesize`: the image for seed s uses z drawn from
 `torch.Generator().manual_seed(s)`, so the page, `dpgan synthesize` and the Python API agree on
 what "seed 7" looks like. Resampling a region uses a noise *map*: z of `seed` everywhere and z of
 `new_seed` under the painted mask (the generator accepts z as (B, z_dim, H, W)).
@@ -28,8 +28,8 @@ from PIL import Image
 
 from dpgan.data.io import decode_label, describe_out_of_range, out_of_range_ids
 from dpgan.errors import DPGANError
-from dpgan.synthesize import LoadedGenerator, generate, load_generator, mixed_noise, resize_label
-from dpgan.train import one_hot
+from dpgan.inference.synthesize import LoadedGenerator, generate, load_generator, mixed_noise, resize_label
+from dpgan.tensors import one_hot
 from dpgan.visualize import to_uint8
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

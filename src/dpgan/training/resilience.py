@@ -11,7 +11,7 @@
   `max_nonfinite` skipped steps within `nonfinite_window` steps it rolls back to the latest
   checkpoint with the learning rates times `rollback_lr_factor` (at most `max_rollbacks`
   times), or stops with a clear message (`train.nonfinite_policy`).
-(Start-up checks and safe writes of the run folder: `dpgan.preflight`.)
+(Start-up checks and safe writes of the run folder: `dpgan.training.preflight`.)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from dpgan.checkpoint import checkpoint_dir, list_checkpoints, load_checkpoint
-from dpgan.distributed import World
+from dpgan.training.distributed import World
 from dpgan.errors import DataError, DPGANError
 
 NONFINITE_POLICIES = ("rollback", "stop", "skip")

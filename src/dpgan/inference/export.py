@@ -2,7 +2,7 @@
 
 Two formats, each a folder:
 
-- `safetensors`: the saved model of dpgan.pretrained (config.json + model.safetensors), which
+- `safetensors`: the saved model of dpgan.inference.pretrained (config.json + model.safetensors), which
   `DPGAN.from_pretrained`, `dpgan synthesize` and `dpgan demo` read.
 - `onnx`: model.onnx plus config.json. The graph takes class ids, not one-hot maps:
   inputs `label` int64 (B, H, W) and `z` float32 (B, z_dim) (absent for a generator trained
@@ -25,8 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from dpgan.errors import DPGANError, refuse_overwrite
-from dpgan.pretrained import bake_spectral_norm, save_pretrained
-from dpgan.synthesize import LoadedGenerator
+from dpgan.inference.pretrained import bake_spectral_norm, save_pretrained
+from dpgan.inference.synthesize import LoadedGenerator
 
 FORMATS = ("safetensors", "onnx")
 ONNX_FILE = "model.onnx"

@@ -20,7 +20,8 @@ from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import DataError, DPGANError, refuse_overwrite
 from dpgan.models import build_generator_from_config
-from dpgan.train import one_hot, resolve_device
+from dpgan.devices import resolve_device
+from dpgan.tensors import one_hot
 from dpgan.visualize import save_png, to_uint8
 
 LABEL_SUFFIXES = (".png",)
@@ -37,8 +38,8 @@ class LoadedGenerator:
 
 def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
     """The EMA generator of a run folder (its latest checkpoint), of one checkpoint file, or
-    of a saved-model folder (config.json + model.safetensors, see dpgan.pretrained)."""
-    from dpgan.pretrained import bake_spectral_norm, is_pretrained_dir, load_pretrained
+    of a saved-model folder (config.json + model.safetensors, see dpgan.inference.pretrained)."""
+    from dpgan.inference.pretrained import bake_spectral_norm, is_pretrained_dir, load_pretrained
 
     dev = resolve_device(device)
     if is_pretrained_dir(checkpoint):

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dpgan.demo.backend import DemoBackend, DemoLimits, RequestError
+from dpgan.inference.demo.backend import DemoBackend, DemoLimits, RequestError
 from dpgan.errors import DPGANError
 
 STATIC_FILES = {  # URL path -> (file in dpgan/demo/static, content type); nothing else is served
@@ -77,7 +77,7 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
             self._send_json(self.server.backend.describe())
         elif path in STATIC_FILES:
             name, ctype = STATIC_FILES[path]
-            data = resources.files("dpgan.demo").joinpath("static", name).read_bytes()
+            data = resources.files("dpgan.inference.demo").joinpath("static", name).read_bytes()
             self._send(HTTPStatus.OK, data, ctype)
         else:
             raise RequestError(f"no such page: {path}", status=HTTPStatus.NOT_FOUND)

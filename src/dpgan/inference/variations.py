@@ -1,5 +1,5 @@
 """`dpgan synthesize --resample-class/--resample-mask/--interpolate-to`: multimodal control from
-the command line, through the Python API (dpgan.api), one label map at a time.
+the command line, through the Python API (dpgan.inference.api), one label map at a time.
 
 Outputs are named for what made them, so a folder of results explains itself:
   <stem>_seed<S>_<class>_seed<S2>.png      region of <class> redrawn with the noise of S2
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dpgan.errors import DataError, DPGANError, refuse_overwrite
-from dpgan.synthesize import find_label_files, resize_label
+from dpgan.inference.synthesize import find_label_files, resize_label
 from dpgan.visualize import save_png
 
 
@@ -44,7 +44,7 @@ def vary(
     overwrite: bool = False,
     native_size: bool = False,
 ) -> list[Path]:
-    from dpgan.api import DPGAN
+    from dpgan.inference.api import DPGAN
     from dpgan.data.io import read_label
 
     chosen = [resample_class is not None, resample_mask is not None, interpolate_to is not None]
