@@ -1,27 +1,29 @@
-"""The `dpgan` command. Each subcommand lives beside the code it drives and registers itself."""
+"""The `dpgan` command. Every subcommand's arguments live in dpgan/commands/, one module each."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from dpgan.errors import DPGANError
 
-# Modules that expose `register(subparsers)`, in the order `dpgan --help` lists them.
-COMMAND_MODULES = (
-    "dpgan.commands.train",
-    "dpgan.commands.synthesize",
-    "dpgan.commands.presets",
-    "dpgan.data.synthetic",
-    "dpgan.data.check",
-    "dpgan.evaluate.commands",
-    "dpgan.evaluate.run_commands",
-    "dpgan.commands.demo",
-    "dpgan.commands.export",
-    "dpgan.commands.study",
-    "dpgan.commands.convert",
+from dpgan.commands import (
+    check_data,
+    convert,
+    demo,
+    evaluate,
+    export,
+    fid,
+    make_synthetic,
+    presets,
+    study,
+    synthesize,
+    train,
 )
+
+# Modules that expose `register(subparsers)`, in the order `dpgan --help` lists them.
+COMMAND_MODULES = (train, synthesize, presets, make_synthetic, check_data, fid, evaluate, demo, export, study,
+                   convert)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"dpgan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from dpgan.config import DataConfig
+from dpgan.commands import check_data
 from dpgan.data import check
 from dpgan.data.check import CheckReport, check_before_training, check_dataset
 from dpgan.data.folder import FolderDataset
@@ -119,7 +120,7 @@ def test_startup_check_refuses_a_broken_dataset_with_the_report(tmp_path):
 
 def _cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dpgan")
-    check.register(parser.add_subparsers(dest="command"))
+    check_data.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -21,7 +21,7 @@ from PIL import Image
 import pytorch_fid.inception as pfid_inception
 from pytorch_fid import fid_score as pfid
 from dpgan.errors import DataError, DPGANError
-from dpgan.evaluate import commands
+from dpgan.commands import fid as commands
 from dpgan.evaluate.fid import (
     FIDNumericalError,
     FIDStats,

@@ -112,7 +112,7 @@ def test_train_segmenter_command_reads_the_run_config_and_refuses_to_overwrite(t
     import argparse
 
     from dpgan.config import Config
-    from dpgan.evaluate.run_commands import register
+    from dpgan.commands.evaluate import register
 
     run = tmp_path / "run"
     run.mkdir()

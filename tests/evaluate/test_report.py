@@ -13,7 +13,7 @@ from PIL import Image
 from dpgan.errors import DPGANError
 from dpgan.evaluate.compare import compare_runs, comparison_rows, load_metrics
 from dpgan.evaluate.report import json_safe, svg_bar_chart, write_reports
-from dpgan.evaluate.run_commands import register
+from dpgan.commands.evaluate import register
 
 NAN = float("nan")
 

@@ -16,7 +16,7 @@ from dpgan.evaluate.inception import FIDInceptionV3
 from dpgan.evaluate.judges import Judge, JudgeTally, published_judge
 from dpgan.evaluate.object_size import ObjectSizeIoU, instance_counts, size_bin_names
 from dpgan.evaluate.reference_segmenter import ReferenceSegmenter, train_reference_segmenter
-from dpgan.evaluate.run_commands import register
+from dpgan.commands.evaluate import register
 from dpgan.evaluate.run_eval import EvalNetworks, evaluate_generator, evaluate_run, load_eval_networks
 from dpgan.evaluate.segmentation import cityscapes_label_to_train_id
 from dpgan.evaluate.training_eval import (

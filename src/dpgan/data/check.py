@@ -9,15 +9,12 @@ dataset with the same report (`check_before_training`).
 
 from __future__ import annotations
 
-import argparse
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from dpgan.config import PRESETS, DataConfig, preset
 from dpgan.data.info import DatasetInfo
 from dpgan.data.io import (
     LabelValueError,
@@ -29,7 +26,8 @@ from dpgan.data.io import (
     out_of_range_ids,
     probe_image,
 )
-from dpgan.data.registry import DATASETS, build_dataset, dataset_info, find_pairs, has_split
+from dpgan.data.registry import build_dataset, dataset_info, find_pairs, has_split
+from dpgan.data.settings import DataSettings
 from dpgan.errors import DataError, DPGANError
 
 QUICK_SAMPLE = 32
@@ -194,7 +192,7 @@ def _add_counts(report: CheckReport, pixels: np.ndarray) -> None:
 
 
 def check_dataset(
-    dataset_or_cfg: DataConfig | Any,
+    dataset_or_cfg: DataSettings | Any,
     split: str = "train",
     *,
     full: bool = True,
@@ -203,7 +201,7 @@ def check_dataset(
     num_threads: int = 4,
 ) -> CheckReport:
     """Scan one split of a configured dataset (or of a dataset object) and report problems."""
-    is_cfg = isinstance(dataset_or_cfg, DataConfig)
+    is_cfg = not hasattr(dataset_or_cfg, "info")  # settings, not a dataset (which describes itself)
     name = dataset_or_cfg.dataset if is_cfg else getattr(getattr(dataset_or_cfg, "info", None), "name", "?")
     root = dataset_or_cfg.root if is_cfg else getattr(dataset_or_cfg, "root", None)
     report = CheckReport(name, split, None if root is None else str(root), full)
@@ -251,7 +249,7 @@ def check_dataset(
     return report
 
 
-def check_before_training(cfg: DataConfig, *, progress: bool = False) -> list[CheckReport]:
+def check_before_training(cfg: DataSettings, *, progress: bool = False) -> list[CheckReport]:
     """Quick checks of the train split (and val where there is one); DataError if one fails."""
     reports = [check_dataset(cfg, "train", full=False, progress=progress)]
     try:
@@ -262,46 +260,3 @@ def check_before_training(cfg: DataConfig, *, progress: bool = False) -> list[Ch
     for report in reports:
         report.raise_if_failed()
     return reports
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "check-data",
-        help="scan a dataset for missing, broken or inconsistent files before a long run",
-        description="Scan every image and label of a dataset and report pairs found, files without "
-        "a partner, label ids out of range, size mismatches, unreadable files and the class "
-        "frequencies. Exit code 0 when the dataset is usable, 1 when it is not.",
-    )
-    p.add_argument("--preset", default="synthetic-streets", choices=sorted(PRESETS))
-    p.add_argument("--dataset", choices=sorted(DATASETS),
-                   help="dataset instead of the preset's (e.g. 'folder' for your own images/ and labels/)")
-    p.add_argument("--data-root", help="folder of the dataset")
-    p.add_argument("--split", choices=["train", "val", "both"], default="both")
-    p.add_argument("--quick", action="store_true", help="pair every file but open only ~32 of them")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = preset(args.preset).data
-    changes: dict[str, Any] = {}
-    if args.data_root is not None:
-        changes["root"] = str(Path(args.data_root).expanduser())
-    if args.dataset is not None:
-        changes["dataset"] = args.dataset
-    cfg = replace(cfg, **changes)
-    splits = ["train", "val"] if args.split == "both" else [args.split]
-    ok = True
-    for split in splits:
-        if args.split == "both" and split == "val":
-            try:
-                if not has_split(cfg, "val"):
-                    print(f"dataset {cfg.dataset}, split val: none (images/ and labels/ sit directly in "
-                          f"{cfg.root}, so every pair belongs to the train split)")
-                    continue
-            except DPGANError:
-                pass  # reported by check_dataset below
-        report = check_dataset(cfg, split, full=not args.quick, progress=not args.no_progress)
-        print(report.format())
-        ok = ok and report.ok
-    return 0 if ok else 1

@@ -1,4 +1,4 @@
-"""Dataset name -> loader. The only place that turns a `DataConfig` into a Dataset.
+"""Dataset name -> loader. The only place that turns data settings into a Dataset.
 
 Every dataset describes itself (`dataset_info`): the model is sized from that, and nothing in
 a loader writes back into the config.
@@ -6,14 +6,13 @@ a loader writes back into the config.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from dpgan.config import DataConfig
 from dpgan.data.info import DatasetInfo
 from dpgan.data.io import Pairing
+from dpgan.data.settings import DataSettings
 from dpgan.data.transforms import PairedTransform, RandomFlip
 from dpgan.errors import DataError, DPGANError
 
@@ -30,7 +29,7 @@ _ROOT_HINTS = {
 }
 
 
-def _check_name(cfg: DataConfig) -> str:
+def _check_name(cfg: DataSettings) -> str:
     if cfg.dataset not in DATASETS:
         raise DPGANError(f"unknown dataset {cfg.dataset!r}; choose one of {sorted(DATASETS)}")
     return cfg.dataset
@@ -41,7 +40,7 @@ def _check_split(split: str) -> None:
         raise DPGANError(f"unknown split {split!r}; use one of {SPLITS}")
 
 
-def data_root(cfg: DataConfig) -> Path:
+def data_root(cfg: DataSettings) -> Path:
     """The dataset folder of a real dataset, checked to exist."""
     name = _check_name(cfg)
     if name == "synthetic-streets":
@@ -54,7 +53,7 @@ def data_root(cfg: DataConfig) -> Path:
     return root
 
 
-def _synthetic(cfg: DataConfig, split: str) -> Dataset:
+def _synthetic(cfg: DataSettings, split: str, num_images: int | None = None) -> Dataset:
     if cfg.root is not None:
         raise DPGANError(
             "dataset synthetic-streets is generated in memory and takes no --data-root; for a folder "
@@ -64,15 +63,15 @@ def _synthetic(cfg: DataConfig, split: str) -> Dataset:
 
     return SyntheticStreets(
         split=split, height=cfg.height, width=cfg.width,
-        num_images=cfg.num_train if split == "train" else cfg.num_val, seed=cfg.synthetic_seed,
+        num_images=num_images or (cfg.num_train if split == "train" else cfg.num_val), seed=cfg.synthetic_seed,
     )
 
 
-def dataset_info(cfg: DataConfig) -> DatasetInfo:
+def dataset_info(cfg: DataSettings) -> DatasetInfo:
     """The label space of the configured dataset, without scanning its files."""
     name = _check_name(cfg)
     if name == "synthetic-streets":
-        return _synthetic(replace(cfg, num_train=1, num_val=1), "val").info
+        return _synthetic(cfg, "val", num_images=1).info
     if name == "cityscapes":
         from dpgan.data.cityscapes import CITYSCAPES_INFO
 
@@ -90,7 +89,7 @@ def dataset_info(cfg: DataConfig) -> DatasetInfo:
     return read_classes(data_root(cfg))
 
 
-def has_split(cfg: DataConfig, split: str) -> bool:
+def has_split(cfg: DataSettings, split: str) -> bool:
     """False only for 'val' of a folder that holds images/ and labels/ directly."""
     _check_split(split)
     if _check_name(cfg) != "folder":
@@ -100,7 +99,7 @@ def has_split(cfg: DataConfig, split: str) -> bool:
     return split_dirs(data_root(cfg), split) is not None
 
 
-def find_pairs(cfg: DataConfig, split: str) -> Pairing | None:
+def find_pairs(cfg: DataSettings, split: str) -> Pairing | None:
     """The files of a split matched by name, unmatched ones included (None: synthetic)."""
     _check_split(split)
     name = _check_name(cfg)
@@ -118,7 +117,7 @@ def find_pairs(cfg: DataConfig, split: str) -> Pairing | None:
     if name == "ade20k-outdoor":
         from dpgan.data import ade20k
 
-        return ade20k.find_outdoor_pairs(root, split, getattr(cfg, "file_list", None))
+        return ade20k.find_outdoor_pairs(root, split)
     if name == "coco-stuff":
         from dpgan.data import coco_stuff
 
@@ -128,7 +127,7 @@ def find_pairs(cfg: DataConfig, split: str) -> Pairing | None:
     return folder.find_pairs(root, split, folder.read_classes(root).name)
 
 
-def build_dataset(data_cfg: DataConfig, split: str, *, train: bool) -> Dataset:
+def build_dataset(data_cfg: DataSettings, split: str, *, train: bool) -> Dataset:
     """The dataset of one split with the published preprocessing for `train` or evaluation."""
     _check_split(split)
     name = _check_name(data_cfg)
@@ -149,8 +148,7 @@ def build_dataset(data_cfg: DataConfig, split: str, *, train: bool) -> Dataset:
     if name == "ade20k-outdoor":
         from dpgan.data.ade20k import ADE20KOutdoorDataset
 
-        return ADE20KOutdoorDataset(root, split, transform=transform,
-                                    file_list=getattr(data_cfg, "file_list", None))
+        return ADE20KOutdoorDataset(root, split, transform=transform)
     if name == "coco-stuff":
         from dpgan.data.coco_stuff import COCOStuffDataset
 

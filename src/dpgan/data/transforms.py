@@ -20,8 +20,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dpgan.config import DataConfig
 from dpgan.data.io import label_to_pil
+from dpgan.data.settings import DataSettings
 from dpgan.errors import DPGANError
 
 
@@ -81,7 +81,7 @@ class PairedTransform:
                 )
 
     @classmethod
-    def from_config(cls, cfg: DataConfig, *, train: bool) -> PairedTransform:
+    def from_config(cls, cfg: DataSettings, *, train: bool) -> PairedTransform:
         return cls(cfg.height, cfg.width, cfg.load_height, cfg.load_width, train=train, flip=cfg.flip)
 
     def resize_size(self) -> tuple[int, int]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
+from dpgan.devices import resolve_device
 from dpgan.errors import DataError, DPGANError
 from dpgan.evaluate.fid import FIDStats, fid_from_stats, stats_of_folder
 from dpgan.evaluate.inception import BLOCK_INDEX_BY_DIMS, FID_WEIGHTS_NAME, FIDInceptionV3
@@ -43,14 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_fid)
 
 
-def _device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise DPGANError("--device cuda was asked for, but no CUDA device is available.")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
-
-
 def run_fid(args: argparse.Namespace) -> int:
     if args.path_b is None and args.save_stats is None:
         raise DPGANError("dpgan fid needs PATH_B, unless --save-stats is given.")
@@ -58,7 +49,7 @@ def run_fid(args: argparse.Namespace) -> int:
         raise DPGANError(f"--batch-size must be positive, got {args.batch_size}.")
     if args.save_stats is not None and Path(args.save_stats).exists():
         raise DPGANError(f"--save-stats: {args.save_stats} exists already; remove it or pick another name.")
-    device = _device(args.device)
+    device = resolve_device(args.device)
     model: FIDInceptionV3 | None = None
 
     def stats_of(path: str) -> FIDStats:
