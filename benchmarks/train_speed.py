@@ -91,7 +91,7 @@ def our_iteration(cfg: Config, device: torch.device, image, label, *, optimised:
     optimised = fused resampling in D (+ channels_last unless told otherwise, + compile, bf16)."""
     NUM_CLASSES = num_classes  # noqa: N806 - the module constant, unless told otherwise
     torch.manual_seed(0)
-    G, D = build_models_from_config(cfg.model, NUM_CLASSES)
+    G, D = build_models_from_config(cfg.model, NUM_CLASSES, fused_resampling=optimised)
     G, D = G.to(device), D.to(device)
     G_ema = make_ema(G)
     cpu_bf16 = optimised and bf16 and device.type == "cpu"  # a measurement, not a training option

@@ -1,4 +1,5 @@
-"""The speed-ups of dpgan.training.speed compute what the plain path computes.
+"""The speed-ups (dpgan.training.speed, the discriminator's fused resampling in
+dpgan.models.fused_resampling) compute what the plain path computes.
 
 Tolerances: the fused kernels are checked in float64 (exact up to 1e-10). The optimised
 float32 path (fused resampling + channels_last; torch.compile takes ~2 minutes on CPU for
@@ -21,7 +22,8 @@ from dpgan.training import speed
 from dpgan.config import Config, DataConfig, ModelConfig, TrainConfig
 from dpgan.errors import DPGANError
 from dpgan.models import build_discriminator, build_models_from_config
-from dpgan.models.discriminator import ResBlockD
+from dpgan.models import fused_resampling
+from dpgan.models.discriminator import FusedResBlockD, ResBlockD
 from dpgan.tensors import one_hot
 from dpgan.training.loop import Batch, discriminator_step, generator_step
 
@@ -61,14 +63,17 @@ def _max_grad_error(a: nn.Module, b: nn.Module) -> float:
     return max((p.grad - q.grad).abs().max().item() for p, q in zip(a.parameters(), b.parameters())) / scale
 
 
-@pytest.mark.parametrize("min_pixels", [1, speed.MIN_FUSED_PIXELS])  # every block fused / the default rule
+@pytest.mark.parametrize("min_pixels", [1, fused_resampling.MIN_FUSED_PIXELS])  # every block fused / the default rule
 def test_optimised_fp32_path_gives_the_plain_losses_and_gradients(monkeypatch, min_pixels):
-    monkeypatch.setattr(speed, "MIN_FUSED_PIXELS", min_pixels)
+    monkeypatch.setattr(fused_resampling, "MIN_FUSED_PIXELS", min_pixels)
     cfg = _cfg(channels_last=True)
     G0, D0 = build_models_from_config(cfg.model, N)
-    G1, D1 = copy.deepcopy(G0), copy.deepcopy(D0)
+    _, D1 = build_models_from_config(cfg.model, N, fused_resampling=True)
+    D1.load_state_dict(D0.state_dict())
+    G1 = copy.deepcopy(G0)
     speed.prepare_models(G1, D1, cfg.train, "cpu")
-    assert all(type(m) is speed.FusedResBlockD for m in D1.modules() if isinstance(m, ResBlockD))
+    assert all(type(m) is FusedResBlockD for m in D1.modules() if isinstance(m, ResBlockD))
+    assert not any(type(m) is FusedResBlockD for m in D0.modules())
     assert D1.body_down[1].conv1.parametrizations.weight.original.is_contiguous(memory_format=torch.channels_last)
     assert list(D1.state_dict()) == list(D0.state_dict())  # checkpoints do not change
 
@@ -84,12 +89,12 @@ def test_optimised_fp32_path_gives_the_plain_losses_and_gradients(monkeypatch, m
 
 
 def test_fused_kernels_are_the_resampled_convolutions(monkeypatch):
-    monkeypatch.setattr(speed, "MIN_FUSED_PIXELS", 1)
+    monkeypatch.setattr(fused_resampling, "MIN_FUSED_PIXELS", 1)
     g = torch.Generator().manual_seed(0)
     conv = nn.Conv2d(5, 7, 3, padding=1).double()
     x = torch.randn(3, 5, 12, 18, generator=g, dtype=torch.float64)
-    torch.testing.assert_close(speed.conv3x3_then_avg_pool(x, conv), F.avg_pool2d(conv(x), 2), rtol=0, atol=1e-10)
-    torch.testing.assert_close(speed.nearest_up_then_conv3x3(x, conv),
+    torch.testing.assert_close(fused_resampling.conv3x3_then_avg_pool(x, conv), F.avg_pool2d(conv(x), 2), rtol=0, atol=1e-10)
+    torch.testing.assert_close(fused_resampling.nearest_up_then_conv3x3(x, conv),
                                conv(F.interpolate(x, scale_factor=2.0, mode="nearest")), rtol=0, atol=1e-10)
 
 
@@ -98,11 +103,11 @@ def test_small_inputs_keep_the_plain_convolutions(monkeypatch):
     conv = nn.Conv2d(4, 4, 3, padding=1)
     x = torch.randn(1, 4, 8, 8)
     calls = []
-    monkeypatch.setattr(speed, "box_sum_kernel", lambda w: calls.append(w) or torch.zeros(4, 4, 4, 4))
-    torch.testing.assert_close(speed.conv3x3_then_avg_pool(x, conv), F.avg_pool2d(conv(x), 2))
+    monkeypatch.setattr(fused_resampling, "box_sum_kernel", lambda w: calls.append(w) or torch.zeros(4, 4, 4, 4))
+    torch.testing.assert_close(fused_resampling.conv3x3_then_avg_pool(x, conv), F.avg_pool2d(conv(x), 2))
     assert not calls
-    monkeypatch.setattr(speed, "MIN_FUSED_PIXELS", 1)
-    speed.conv3x3_then_avg_pool(x, conv)
+    monkeypatch.setattr(fused_resampling, "MIN_FUSED_PIXELS", 1)
+    fused_resampling.conv3x3_then_avg_pool(x, conv)
     assert len(calls) == 1
 
 

@@ -48,9 +48,10 @@ def build_discriminator(
     num_res_blocks: int = 6,
     patch_heads: str = "enc",
     spectral_norm: bool = True,
+    fused_resampling: bool = False,
 ) -> UNetDiscriminator:
     d = UNetDiscriminator(num_classes, width=width, num_res_blocks=num_res_blocks, patch_heads=patch_heads,
-                          spectral_norm=spectral_norm)
+                          spectral_norm=spectral_norm, fused_resampling=fused_resampling)
     return init_weights(d)
 
 
@@ -64,9 +65,12 @@ def build_generator_from_config(model_cfg, num_classes: int) -> ConditionalGener
     )
 
 
-def build_models_from_config(model_cfg, num_classes: int) -> tuple[ConditionalGenerator, nn.Module]:
-    """(G, D) of a `dpgan.config.ModelConfig`; D is a `UNetDiscriminator` or, for the SPADE
-    baseline (d_arch "multiscale-patch"), a `MultiscalePatchDiscriminator`."""
+def build_models_from_config(
+    model_cfg, num_classes: int, *, fused_resampling: bool = False
+) -> tuple[ConditionalGenerator, nn.Module]:
+    """(G, D) of a `dpgan.config.ModelConfig`; D is a `UNetDiscriminator` (with fused
+    resampling if asked: training's choice) or, for the SPADE baseline (d_arch
+    "multiscale-patch"), a `MultiscalePatchDiscriminator`."""
     m = model_cfg
     g = build_generator_from_config(m, num_classes)
     if m.d_arch == "multiscale-patch":
@@ -74,7 +78,8 @@ def build_models_from_config(model_cfg, num_classes: int) -> tuple[ConditionalGe
             MultiscalePatchDiscriminator(num_classes, width=m.d_width, spectral_norm=m.spectral_norm))
     else:
         d = build_discriminator(num_classes, width=m.d_width, num_res_blocks=m.num_res_blocks,
-                                patch_heads=m.patch_loss, spectral_norm=m.spectral_norm)
+                                patch_heads=m.patch_loss, spectral_norm=m.spectral_norm,
+                                fused_resampling=fused_resampling)
     return g, d
 
 

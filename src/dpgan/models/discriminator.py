@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dpgan.models.fused_resampling import conv3x3_then_avg_pool, nearest_up_then_conv3x3
 from dpgan.models.spade import maybe_sn
 
 PATCH_HEAD_PLACES = ("none", "enc", "dec", "enc+dec")
@@ -74,6 +75,23 @@ class ResBlockD(nn.Module):
         return s + dx
 
 
+class FusedResBlockD(ResBlockD):
+    """`ResBlockD` with its resampling folded into the convolutions (dpgan/models/fused_resampling.py):
+    the same parameters and function, 2.25x fewer multiply-adds in the resampling convs."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.up:
+            s = F.interpolate(self.conv_s(x) if self.learned_shortcut else x, scale_factor=2.0, mode="nearest")
+            dx = nearest_up_then_conv3x3(F.leaky_relu(x, 0.2), self.conv1)
+            dx = self.conv2(F.leaky_relu(dx, 0.2))
+            return s + dx
+        s = F.avg_pool2d(x, 2)
+        if self.learned_shortcut:
+            s = self.conv_s(s)
+        dx = self.conv1(x if self.first else F.leaky_relu(x, 0.2))
+        return s + conv3x3_then_avg_pool(F.leaky_relu(dx, 0.2), self.conv2)
+
+
 def patch_head(in_channels: int, width: int) -> nn.Sequential:
     """D_p^i: stride-2 conv, then 3 x (conv, BN, LeakyReLU), then a conv to one score per patch."""
     layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
@@ -92,7 +110,10 @@ class UNetDiscriminator(nn.Module):
         num_res_blocks: int = 6,
         patch_heads: str = "enc",
         spectral_norm: bool = True,
+        fused_resampling: bool = False,
     ) -> None:
+        """`fused_resampling`: blocks that fold their pooling and upsampling into the convolutions
+        (FusedResBlockD; what training uses); the same parameters, state dict and function."""
         super().__init__()
         if patch_heads not in PATCH_HEAD_PLACES:
             raise ValueError(f"patch_heads must be one of {PATCH_HEAD_PLACES}, not {patch_heads!r}")
@@ -102,12 +123,13 @@ class UNetDiscriminator(nn.Module):
         n = num_res_blocks
         ch = encoder_channels(width, n)
         sn = spectral_norm
+        block = FusedResBlockD if fused_resampling else ResBlockD
         self.body_down = nn.ModuleList(
-            ResBlockD(ch[i], ch[i + 1], up=False, first=i == 0, spectral_norm=sn) for i in range(n)
+            block(ch[i], ch[i + 1], up=False, first=i == 0, spectral_norm=sn) for i in range(n)
         )
-        up = [ResBlockD(ch[-1], ch[-2], up=True, spectral_norm=sn)]
-        up += [ResBlockD(2 * ch[-1 - i], ch[-2 - i], up=True, spectral_norm=sn) for i in range(1, n - 1)]
-        up.append(ResBlockD(2 * ch[1], width, up=True, spectral_norm=sn))
+        up = [block(ch[-1], ch[-2], up=True, spectral_norm=sn)]
+        up += [block(2 * ch[-1 - i], ch[-2 - i], up=True, spectral_norm=sn) for i in range(1, n - 1)]
+        up.append(block(2 * ch[1], width, up=True, spectral_norm=sn))
         self.body_up = nn.ModuleList(up)
         self.layer_up_last = nn.Conv2d(width, num_classes + 1, 1)
 

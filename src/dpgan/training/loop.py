@@ -189,10 +189,11 @@ def train(
     info: DatasetInfo = train_set.info
     n_cls = info.num_classes
     torch.manual_seed(t.seed)
-    G, D = build_models_from_config(cfg.model, n_cls)
+    # D folds its resampling into its convolutions (same function: tests/test_speed.py)
+    G, D = build_models_from_config(cfg.model, n_cls, fused_resampling=True)
     G, D = G.to(dev), D.to(dev)
     G_ema = make_ema(G)
-    # speed options (fused D resampling, channels_last, compile; same results: tests/test_speed.py)
+    # speed options (channels_last, compile; same results: tests/test_speed.py)
     G, D = speed.prepare_models(G, D, t, dev, ema=G_ema)
     g_step, d_step = training_steps(cfg)
     step_g = speed.with_autocast(g_step, t, dev)  # bf16 forwards on CUDA if asked

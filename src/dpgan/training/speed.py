@@ -7,13 +7,9 @@ Where the time goes (torch.profiler on CPU, benchmarks/RESULTS.md): convolutions
 backward, are 70-80% of a training step; the discriminator runs five forwards per iteration
 (three in the D step, two in the G step) and two backwards, so its convolutions dominate. The speed-ups, all of which leave the computed function unchanged:
 
-- Fused resampling in the discriminator (always): a 3x3 conv followed by 2x2 average pooling is
-  one 4x4 conv of stride 2, and nearest x2 upsampling followed by a 3x3 conv is one 4x4
-  transposed conv of stride 2; both do 2.25x fewer multiply-adds. 1x1 shortcut convs commute
-  with pooling and nearest upsampling, so they run at the low resolution (4x fewer). The
-  spectral-normalised weight is read once per forward, as before, so the power iterations and
-  the parameters (names, shapes, state dict) are unchanged; only rounding differs.
-  Below MIN_FUSED_PIXELS the plain ops run: there the weights are large and the images small.
+- Fused resampling in the discriminator (always, in training): the discriminator's own code
+  path, chosen when it is built (`UNetDiscriminator(fused_resampling=True)`, see
+  dpgan/models/fused_resampling.py); same parameters and state-dict keys, only rounding differs.
 - Synthesis: spectral norm baked into the weights (in eval mode it divides every weight by
   the same sigma at every call), channels_last.
 - channels_last (NHWC) memory format, cudnn.benchmark autotuning, torch.compile (with a
@@ -34,12 +30,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import _SpectralNorm
 
 from dpgan.errors import DPGANError
-from dpgan.models.discriminator import ResBlockD
 from dpgan.inference.pretrained import bake_spectral_norm
 
 PRECISIONS = ("fp32", "bf16")
@@ -101,7 +95,6 @@ def prepare_models(
     check_precision(train_cfg.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = bool(train_cfg.cudnn_benchmark)
-    fuse_discriminator(D)
     if train_cfg.channels_last:
         for m in (G, D) if ema is None else (G, D, ema):
             m.to(memory_format=torch.channels_last)
@@ -161,71 +154,3 @@ def compile_or_eager(module: nn.Module, *, backend: str = "inductor") -> nn.Modu
     module.forward = forward  # instance attribute: nn.Module.__call__ (and its hooks) still apply
     module._dpgan_compiled = True
     return module
-
-
-# ---- fused resampling in the discriminator ------------------------------------------------------
-
-# Below this many low-resolution pixels per image (height x width) a block keeps the plain convs:
-# building the 4x4 kernel costs a few passes over the weight, which only pays where the weight
-# is applied at many positions (high resolution, small weights). Measured on CPU (RESULTS.md).
-# Per image, not per batch: a data-parallel split of the batch must not change what is computed.
-MIN_FUSED_PIXELS = 512
-
-
-def box_sum_kernel(w: Tensor) -> Tensor:
-    """(O, I, 3, 3) -> (O, I, 4, 4): the 3x3 kernel summed at the four offsets of a 2x2 window,
-    built separably (rows, then columns) from slices and two additions."""
-    w = torch.cat([w[..., :1], w[..., :-1] + w[..., 1:], w[..., -1:]], dim=-1)
-    return torch.cat([w[..., :1, :], w[..., :-1, :] + w[..., 1:, :], w[..., -1:, :]], dim=-2)
-
-
-def conv3x3_then_avg_pool(x: Tensor, conv: nn.Conv2d) -> Tensor:
-    """avg_pool2d(conv(x), 2) as one 4x4 stride-2 conv (the box-summed kernel / 4)."""
-    w = conv.weight  # read once: one spectral-norm power iteration, as in the plain block
-    if x.shape[-2] * x.shape[-1] < 4 * MIN_FUSED_PIXELS:
-        return F.avg_pool2d(F.conv2d(x, w, conv.bias, padding=1), 2)
-    return F.conv2d(x, box_sum_kernel(w) * 0.25, conv.bias, stride=2, padding=1)
-
-
-def nearest_up_then_conv3x3(x: Tensor, conv: nn.Conv2d) -> Tensor:
-    """conv(interpolate(x, x2, nearest)) as one 4x4 stride-2 transposed conv: each output
-    pixel's 3x3 window covers 2x2 input pixels, whose taps are the box-summed (flipped) kernel."""
-    w = conv.weight
-    if x.shape[-2] * x.shape[-1] < MIN_FUSED_PIXELS:
-        return F.conv2d(_up2(x), w, conv.bias, padding=1)
-    k = box_sum_kernel(w.flip(-2, -1)).transpose(0, 1)
-    return F.conv_transpose2d(x, k, conv.bias, stride=2, padding=1)
-
-
-def _up2(x: Tensor) -> Tensor:
-    return F.interpolate(x, scale_factor=2.0, mode="nearest")
-
-
-class FusedResBlockD(ResBlockD):
-    """`ResBlockD` with its resampling folded into the convolutions (module docstring)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.up:
-            s = _up2(self.conv_s(x) if self.learned_shortcut else x)
-            dx = nearest_up_then_conv3x3(F.leaky_relu(x, 0.2), self.conv1)
-            dx = self.conv2(F.leaky_relu(dx, 0.2))
-            return s + dx
-        s = F.avg_pool2d(x, 2)
-        if self.learned_shortcut:
-            s = self.conv_s(s)
-        dx = self.conv1(x if self.first else F.leaky_relu(x, 0.2))
-        return s + conv3x3_then_avg_pool(F.leaky_relu(dx, 0.2), self.conv2)
-
-
-def _plain_3x3(conv: nn.Module) -> bool:
-    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
-            and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
-            and conv.padding_mode == "zeros")
-
-
-def fuse_discriminator(D: nn.Module) -> nn.Module:
-    """Switch every residual block of D to `FusedResBlockD` (same module, same parameters)."""
-    for m in D.modules():
-        if type(m) is ResBlockD and _plain_3x3(m.conv1) and _plain_3x3(m.conv2):
-            m.__class__ = FusedResBlockD
-    return D
