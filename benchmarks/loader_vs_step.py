@@ -27,7 +27,7 @@ from dpgan.training.ema import ema_update, make_ema
 from dpgan.models import build_models_from_config
 from dpgan.devices import resolve_device
 from dpgan.tensors import one_hot
-from dpgan.training.loop import Batch, discriminator_step, generator_step
+from dpgan.training.steps import Batch, Objective, discriminator_step, generator_step
 
 
 def loader_images_per_s(cfg, workers: int, batches: int, pin: bool) -> float:
@@ -60,11 +60,11 @@ def step_images_per_s(cfg, dev: torch.device, steps: int, num_classes: int) -> f
         alpha = losses.class_balance_weights(label, num_classes)
         D.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
-        generator_step(cfg, G, D, batch, alpha)["g/total"].backward()
+        generator_step(Objective.from_config(cfg), G, D, batch, alpha)["g/total"].backward()
         opt_g.step()
         D.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
-        discriminator_step(cfg, G, D, batch, alpha, num_classes)["d/total"].backward()
+        discriminator_step(Objective.from_config(cfg), G, D, batch, alpha)["d/total"].backward()
         opt_d.step()
         ema_update(ema, G, t.ema_decay)
 

@@ -36,7 +36,7 @@ from dpgan.training.ema import ema_update, make_ema
 from dpgan.training.global_batch import labelmix_mask_from_coins
 from dpgan.models import build_models_from_config
 from dpgan.tensors import one_hot
-from dpgan.training.loop import Batch, discriminator_step, generator_step
+from dpgan.training.steps import Batch, Objective, discriminator_step, generator_step
 from published_dpgan import NUM_CLASSES, PUBLISHED_HOWTO, published_iteration
 
 # The published code fixes the discriminator (width 64), the pyramid (64) and z (64): so do we here.
@@ -99,6 +99,7 @@ def our_iteration(cfg: Config, device: torch.device, image, label, *, optimised:
                     precision="bf16" if optimised and bf16 and not cpu_bf16 else "fp32")
     if optimised:
         speed.prepare_models(G, D, t, device)
+    objective = Objective.from_config(cfg)
     step_g = speed.with_autocast(generator_step, t, device)
     step_d = speed.with_autocast(discriminator_step, t, device)
     if cpu_bf16:
@@ -117,13 +118,13 @@ def our_iteration(cfg: Config, device: torch.device, image, label, *, optimised:
         alpha = losses.class_balance_weights(batch.label_map, NUM_CLASSES, ignore_index=0)
         D.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
-        g = step_g(cfg, G, D, batch, alpha)["g/total"]
+        g = step_g(objective, G, D, batch, alpha)["g/total"]
         g.backward()
         if world.sync_gradients(G.parameters(), g).item():
             opt_g.step()
         D.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
-        d = step_d(cfg, G, D, batch, alpha, NUM_CLASSES)["d/total"]
+        d = step_d(objective, G, D, batch, alpha)["d/total"]
         d.backward()
         if world.sync_gradients(D.parameters(), d).item():
             opt_d.step()

@@ -93,6 +93,17 @@ def test_step_loader_rewinds_and_reports_failures():
 
 # --- divergence ---------------------------------------------------------------------------------------
 
+class _State:
+    """The training state's load_state_dict for one model and its optimiser."""
+
+    def __init__(self, model, opt):
+        self.model, self.opt = model, opt
+
+    def load_state_dict(self, ck):
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["opt"])
+
+
 def _guard(tmp_path, policy="rollback", max_nonfinite=2, window=10, max_rollbacks=2):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
@@ -100,7 +111,7 @@ def _guard(tmp_path, policy="rollback", max_nonfinite=2, window=10, max_rollback
     loader = StepLoader(lambda s: [{}], 0, 100)
     guard = DivergenceGuard(policy=policy, max_nonfinite=max_nonfinite, window=window, lr_factor=0.25,
                             max_rollbacks=max_rollbacks, run_dir=tmp_path, world=CPU,
-                            restore_targets={"model": model, "opt": opt}, optimizers=[opt], loader=loader,
+                            state=_State(model, opt), optimizers=[opt], loader=loader,
                             log=EventLog(tmp_path, CPU))
     return guard, model, opt, loader
 
@@ -280,7 +291,7 @@ def tiny(steps: int = 6, **train) -> Config:
 
 def _poison_generator_loss(monkeypatch, calls_to_poison: set[int]) -> None:
     """Make the G loss NaN on the given calls of generator_step (one call per step)."""
-    import dpgan.training.loop as train_module
+    import dpgan.training.steps as train_module
 
     real = train_module.generator_step
     count = {"n": 0}

@@ -15,7 +15,7 @@ from dpgan.data.synthetic import SYNTHETIC_STREETS
 from dpgan.errors import DPGANError
 from dpgan.models import MultiscalePatchDiscriminator, OASISGenerator, build_models_from_config
 from dpgan.models.patchgan import PatchGAN
-from dpgan.training.loop import patchgan_discriminator_step, patchgan_generator_step, training_steps
+from dpgan.training.steps import Objective, patchgan_discriminator_step, patchgan_generator_step, training_steps
 from test_train import _batch, tiny
 from tiny_args import TINY_TRAIN
 
@@ -59,7 +59,7 @@ def test_spade_row_is_the_oasis_generator_without_noise_against_the_patchgan():
     G, D = build_models_from_config(cfg.model, SYNTHETIC_STREETS.num_classes)
     assert isinstance(G, OASISGenerator) and not G.use_3d_noise
     assert isinstance(D, MultiscalePatchDiscriminator)
-    assert training_steps(cfg) == (patchgan_generator_step, patchgan_discriminator_step)
+    assert training_steps(cfg.model.d_arch) == (patchgan_generator_step, patchgan_discriminator_step)
     # the segmenting discriminator's switches and LabelMix make no sense here: refused, named
     with pytest.raises(DPGANError, match="patch_loss and model.feature_loss"):
         cfg.override(model={"patch_loss": "enc"})
@@ -75,7 +75,7 @@ def test_spade_steps_train_every_parameter():
     G, D = build_models_from_config(cfg.model, n_cls)
     batch = _batch(cfg, n_cls)
     D.requires_grad_(False)
-    g = patchgan_generator_step(cfg, G, D, batch, None)
+    g = patchgan_generator_step(Objective.from_config(cfg), G, D, batch, None)
     assert set(g) == {"g/adversarial", "g/gan_feature", "g/total"}
     assert g["g/gan_feature"].item() > 0
     g["g/total"].backward()
@@ -85,7 +85,7 @@ def test_spade_steps_train_every_parameter():
     with torch.no_grad():  # scores above the real margin, so the last biases get a gradient (see test_train)
         for scale in D.scales:
             scale.score.bias.fill_(1.5)
-    d = patchgan_discriminator_step(cfg, G, D, batch, None, n_cls)
+    d = patchgan_discriminator_step(Objective.from_config(cfg), G, D, batch, None)
     assert set(d) == {"d/adversarial", "d/total"}
     d["d/total"].backward()
     dead_d = [n for n, p in D.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]

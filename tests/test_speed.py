@@ -25,7 +25,7 @@ from dpgan.models import build_discriminator, build_models_from_config
 from dpgan.models import fused_resampling
 from dpgan.models.discriminator import FusedResBlockD, ResBlockD
 from dpgan.tensors import one_hot
-from dpgan.training.loop import Batch, discriminator_step, generator_step
+from dpgan.training.steps import Batch, Objective, discriminator_step, generator_step
 
 N = 6
 
@@ -50,10 +50,10 @@ def _batch(b=2, h=32, w=64) -> Batch:
 def _one_iteration(cfg, G, D, batch):
     alpha = losses.class_balance_weights(batch.label_map, N)
     D.requires_grad_(False)
-    parts = generator_step(cfg, G, D, batch, alpha)
+    parts = generator_step(Objective.from_config(cfg), G, D, batch, alpha)
     parts["g/total"].backward()
     D.requires_grad_(True)
-    parts.update(discriminator_step(cfg, G, D, batch, alpha, N))
+    parts.update(discriminator_step(Objective.from_config(cfg), G, D, batch, alpha))
     parts["d/total"].backward()
     return {k: float(v.detach()) for k, v in parts.items()}
 

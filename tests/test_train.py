@@ -10,7 +10,8 @@ from dpgan.config import Config, DataConfig, ModelConfig, TrainConfig, preset
 from dpgan.data.synthetic import SYNTHETIC_STREETS, SyntheticStreets
 from dpgan.models import build_models_from_config
 from dpgan.tensors import one_hot
-from dpgan.training.loop import Batch, discriminator_step, generator_step, train
+from dpgan.training.loop import train
+from dpgan.training.steps import Batch, Objective, discriminator_step, generator_step
 from dpgan import losses
 
 
@@ -42,7 +43,7 @@ def test_every_trainable_parameter_gets_a_gradient(patch, feature):
     alpha = losses.class_balance_weights(batch.label_map, n_cls)
 
     D.requires_grad_(False)
-    generator_step(cfg, G, D, batch, alpha)["g/total"].backward()
+    generator_step(Objective.from_config(cfg), G, D, batch, alpha)["g/total"].backward()
     D.requires_grad_(True)
     dead_g = [n for n, p in G.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead_g, f"generator parameters without gradient: {dead_g}"
@@ -54,7 +55,7 @@ def test_every_trainable_parameter_gets_a_gradient(patch, feature):
     with torch.no_grad():
         for head in D.patch_heads:
             head[-1].bias.fill_(1.5)
-    discriminator_step(cfg, G, D, batch, alpha, n_cls)["d/total"].backward()
+    discriminator_step(Objective.from_config(cfg), G, D, batch, alpha)["d/total"].backward()
     dead_d = [n for n, p in D.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead_d, f"discriminator parameters without gradient: {dead_d}"
     heads = [n for n, _ in D.named_parameters() if "patch" in n or "head" in n]
@@ -66,8 +67,8 @@ def test_oasis_discriminator_step_has_no_patch_or_feature_terms():
     n_cls = SYNTHETIC_STREETS.num_classes
     G, D = build_models_from_config(cfg.model, n_cls)
     batch = _batch(cfg, n_cls)
-    g = generator_step(cfg, G, D, batch, None)
-    d = discriminator_step(cfg, G, D, batch, None, n_cls)
+    g = generator_step(Objective.from_config(cfg), G, D, batch, None)
+    d = discriminator_step(Objective.from_config(cfg), G, D, batch, None)
     assert set(g) == {"g/pixel", "g/total"}
     assert set(d) == {"d/fake", "d/real", "d/labelmix", "d/total", "train/d_real_ce", "train/d_real_acc"}
 
@@ -93,7 +94,7 @@ def test_train_writes_a_complete_run_and_resumes_exactly(tmp_path):
 
 def test_ema_statistics_are_recomputed_once_per_step_that_uses_them(tmp_path, monkeypatch):
     """A sample and a checkpoint at the same step share one BN recalibration of the EMA copy."""
-    import dpgan.training.loop as train_module
+    import dpgan.training.outputs as train_module
 
     calls = []
     real = train_module.recalibrate_batchnorm

@@ -188,7 +188,7 @@ class DivergenceGuard:
         max_rollbacks: int,
         run_dir: Path,
         world: World,
-        restore_targets: dict[str, Any],
+        state: Any,
         optimizers: Sequence[torch.optim.Optimizer],
         loader: StepLoader,
         log: EventLog,
@@ -197,7 +197,7 @@ class DivergenceGuard:
             raise DPGANError(f"train.nonfinite_policy must be one of {NONFINITE_POLICIES}, not {policy!r}")
         self.policy, self.max_nonfinite, self.window = policy, max_nonfinite, window
         self.lr_factor, self.max_rollbacks = lr_factor, max_rollbacks
-        self.run_dir, self.world, self.targets = Path(run_dir), world, restore_targets
+        self.run_dir, self.world, self.state = Path(run_dir), world, state
         self.optimizers, self.loader, self.log = list(optimizers), loader, log
         self.skipped: deque[int] = deque()
         self.rollbacks = 0
@@ -231,7 +231,7 @@ class DivergenceGuard:
         self.world.barrier()
         ck = load_checkpoint(self.run_dir, map_location=self.world.device)
         old = [[g["lr"] for g in opt.param_groups] for opt in self.optimizers]
-        restore(ck, self.targets)
+        self.state.load_state_dict(ck)  # models, optimisers and step, as the checkpoint has them
         for opt, lrs in zip(self.optimizers, old):
             for group, lr in zip(opt.param_groups, lrs):
                 group["lr"] = lr * self.lr_factor
@@ -243,9 +243,3 @@ class DivergenceGuard:
         self.log("rollback", f"{why}: rolled back to the checkpoint of step {back} with learning "
                  f"rate(s) x{self.lr_factor} -> {new_lrs}", step=step, to_step=back, lr=new_lrs)
         return back
-
-
-def restore(ck: dict[str, Any], targets: dict[str, Any]) -> None:
-    """load_state_dict of every target (module or optimiser) from the checkpoint key of its name."""
-    for key, obj in targets.items():
-        obj.load_state_dict(ck[key])
