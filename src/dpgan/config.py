@@ -36,7 +36,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture, decided at build time (PAPER_NOTES.md)."""
+    """Architecture, decided at build time (docs/architecture.md)."""
 
     generator: str = "dp"  # "oa": OASIS SPADE generator; "dp": dual pyramid generator
     g_width: int = 64  # base channel width ch; blocks use [16,16,16,8,4,2,1] x ch

@@ -53,7 +53,7 @@ def pixel_loss(logits: Tensor, label_map: Tensor, *, real: bool, class_weights: 
 def segmentation_diagnostics(logits: Tensor, label_map: Tensor) -> dict[str, Tensor]:
     """How well D segments real images: its unweighted (N+1)-class cross entropy and pixel
     accuracy against the label map. Near ln(N+1) and 1/(N+1) D has not started to segment,
-    and the pixel loss gives G no per-class signal yet (docs/training-dynamics.md)."""
+    and the pixel loss gives G no per-class signal yet."""
     target = label_map + 1
     return {
         "train/d_real_ce": F.cross_entropy(logits.float(), target),

@@ -162,7 +162,7 @@ def test_cityscapes_label_id_to_train_id_table():
     for label_id, train_id in zip(range(-1, 36), got, strict=True):
         assert train_id == expected.get(label_id, 255), label_id
     assert cityscapes_label_to_train_id(torch.tensor([255, 1000])).tolist() == [255, 255]
-    # obj-mIoU classes expressed as labelIds (EVALUATION.md 2.3)
+    # obj-mIoU classes expressed as labelIds (docs/evaluation.md 2.3)
     to_label = {v: k for k, v in expected.items()}
     assert [to_label[t] for t in CITYSCAPES_OBJECT_TRAIN_IDS] == [17, 19, 20, 24, 25, 26, 27, 28, 31, 32, 33]
 

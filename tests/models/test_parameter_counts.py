@@ -1,5 +1,5 @@
 """At paper width our networks have exactly the parameters of the published configuration
-(counts from PAPER_NOTES.md, obtained by building the published code)."""
+(counts from docs/architecture.md, obtained by building the published code)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Evaluation of generated images as SPADE, OASIS and DP-GAN report it (docs: EVALUATION.md).
+"""Evaluation of generated images as SPADE, OASIS and DP-GAN report it (docs/evaluation.md).
 
 - `fid`: FID (and KID) with pytorch-fid semantics on the TF Inception (`inception`).
 - `segmentation`: confusion-matrix mIoU, pixel accuracy and obj-mIoU, Cityscapes id tables.

@@ -1,4 +1,4 @@
-"""FID and KID with pytorch-fid semantics (EVALUATION.md 1.1, 1.6).
+"""FID and KID with pytorch-fid semantics (docs/evaluation.md 1.1, 1.6).
 
 Numbers comparable with SPADE/OASIS/DP-GAN need pytorch-fid's exact recipe: pool3 features of
 the FID Inception, mean and unbiased covariance in float64, scipy's `sqrtm` with an eps retry,

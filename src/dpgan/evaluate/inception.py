@@ -1,4 +1,4 @@
-"""The FID Inception-v3: pytorch-fid's port of the TensorFlow graph used by TTUR (EVALUATION.md 1.2).
+"""The FID Inception-v3: pytorch-fid's port of the TensorFlow graph used by TTUR (docs/evaluation.md 1.2).
 
 Published FIDs (SPADE, OASIS, DP-GAN) were measured with pytorch-fid, whose network is
 torchvision's Inception-v3 with 1008 classes and four patched block types. The patches are

@@ -4,7 +4,7 @@ A run's label maps use the dataset's ids (Cityscapes labelIds 0..34, ADE20K 0..1
 don't-care, ...); each published segmenter predicts its own ids (DRN: 19 trainIds, UperNet:
 150 classes, DeepLab: 182). A `Judge` holds the network together with the map from the
 dataset's ids to the network's, the mIoU policy of the evaluator the paper numbers came from
-(EVALUATION.md 2.1) and the object classes of obj-mIoU, so that the generated and the real
+(docs/evaluation.md 2.1) and the object classes of obj-mIoU, so that the generated and the real
 images are scored through exactly the same code.
 """
 
@@ -30,14 +30,14 @@ from dpgan.evaluate.segmentation import (
     shift_out_dont_care,
 )
 
-# The segmenter each paper table uses (EVALUATION.md 2.6), by the project's dataset name.
+# The segmenter each paper table uses (docs/evaluation.md 2.6), by the project's dataset name.
 PUBLISHED_SEGMENTER_BY_DATASET: dict[str, str] = {
     "cityscapes": "DRN-D-105",
     "ade20k": "UperNet-101",
     "ade20k-outdoor": "UperNet-101",
     "coco-stuff": "DeepLab-v2",
 }
-# Resolution at which OASIS / DP-GAN fed generated images to that segmenter (EVALUATION.md 2.2
+# Resolution at which OASIS / DP-GAN fed generated images to that segmenter (docs/evaluation.md 2.2
 # protocol (a), 2.4, 2.5): the generated image as is, the label map nearest-resized to it.
 PAPER_RESOLUTION: dict[str, tuple[int, int]] = {
     "cityscapes": (256, 512), "ade20k": (256, 256), "ade20k-outdoor": (256, 256), "coco-stuff": (256, 256),

@@ -1,6 +1,6 @@
 """`dpgan evaluate`: every metric available for a run's dataset, on generated and real images.
 
-Protocol (EVALUATION.md, OASIS): one image per validation label map from the EMA generator,
+Protocol (docs/evaluation.md, OASIS): one image per validation label map from the EMA generator,
 the noise of image i drawn from seed `seed + i` (so a number depends only on the checkpoint,
 the seed and the image count); the validation images at the training resolution are the
 real set. The real images are scored with the same networks: their mIoU is the ceiling a

@@ -1,4 +1,4 @@
-"""Segmentation-based scores of generated images: mIoU, pixel accuracy, obj-mIoU (EVALUATION.md 2).
+"""Segmentation-based scores of generated images: mIoU, pixel accuracy, obj-mIoU (docs/evaluation.md 2).
 
 A pretrained segmenter labels each generated image; its prediction is compared with the label
 map the image was generated from. Counts go into one confusion matrix over the whole test set

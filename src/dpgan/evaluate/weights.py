@@ -1,4 +1,4 @@
-"""Filling the evaluation networks from weight files the user supplies (EVALUATION.md 4.2).
+"""Filling the evaluation networks from weight files the user supplies (docs/evaluation.md 4.2).
 
 FID and mIoU are only comparable with published numbers when they run on the exact released
 weights, and dpgan never downloads anything. So every evaluation network is built here, at

@@ -25,10 +25,8 @@ def resize_nearest(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
     """F.interpolate(x, size, mode="nearest"), as a strided view when `size` divides x's size.
 
     Nearest resizing reads source pixel floor(i * in / out); for an integer factor f that is
-    pixel i * f, so the result is x[..., ::f, ::f], without the copy: with the [z ; label]
-    condition resized so once per block, an OASIS training iteration runs 1.12-1.20x and a BN
-    recalibration 1.26x faster on CPU than with a copy in every SPADE
-    (benchmarks/oasis_bookkeeping_speed.py)."""
+    pixel i * f, so the result is x[..., ::f, ::f], without the copy (the timings, with the
+    condition resized once per block, are in benchmarks/RESULTS.md)."""
     (h, w), (oh, ow) = x.shape[-2:], tuple(size)
     if (h, w) == (oh, ow):
         return x

@@ -17,8 +17,8 @@ backward, are 70-80% of a training step; the discriminator runs five forwards pe
   CUDA (master weights, optimiser and losses stay float32): options of `TrainConfig`.
 
 The savings of the training step itself (the D forward on the real image in the G step runs
-without a graph, D's weights get no gradient in the G step, a fused EMA) live in train.py and
-ema.py; the published code pays for all of them.
+without a graph, D's weights get no gradient in the G step, a fused EMA) live in training/steps.py,
+training/global_batch.py and training/ema.py; the published code pays for all of them.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ Fn = TypeVar("Fn", bound=Callable[..., Any])
 # ---- precision ----------------------------------------------------------------------------------
 
 def check_precision(precision: str, device: torch.device | str) -> None:
-    """bf16 autocast on CUDA only. CPU autocast runs too (and on a CPU with AMX it measured
-    2x faster than float32, benchmarks/RESULTS.md), but training in it has not been validated
+    """bf16 autocast on CUDA only. CPU autocast runs too (benchmarks/RESULTS.md has its speed
+    on a CPU with AMX), but training in it has not been validated
     here, so it is refused rather than silently changing the numerics of CPU runs."""
     if precision not in PRECISIONS:
         raise DPGANError(f"train.precision must be one of {PRECISIONS}, not {precision!r}")

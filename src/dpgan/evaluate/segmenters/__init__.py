@@ -1,4 +1,4 @@
-"""Pretrained segmenters that judge generated images (EVALUATION.md 2.2, 2.4, 2.5).
+"""Pretrained segmenters that judge generated images (docs/evaluation.md 2.2, 2.4, 2.5).
 
 Each is built at random init and filled from the released weights with `from_file`; each
 `predict(images, value_range)` returns class ids at the input size.

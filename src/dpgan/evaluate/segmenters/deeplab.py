@@ -1,6 +1,6 @@
 """DeepLab-v2 (ResNet-101, ASPP, multi-scale max) for COCO-Stuff (kazuto1011/deeplab-pytorch).
 
-EVALUATION.md 2.5: a Caffe-style ResNet-101 (stride on the 1x1 reduce conv, ceil-mode stem
+docs/evaluation.md 2.5: a Caffe-style ResNet-101 (stride on the 1x1 reduce conv, ceil-mode stem
 pool) dilated to output stride 8, four parallel dilated 3x3 classifiers summed (ASPP), run on
 the image and on 0.5x and 0.75x copies with an element-wise max of the logits. Inputs are BGR
 in 0..255 minus the Caffe mean, with no std scaling. Submodule names match the released

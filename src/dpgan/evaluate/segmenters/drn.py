@@ -1,6 +1,6 @@
 """DRN-D-105 for Cityscapes (fyu/drn `DRNSeg`), the segmenter behind SPADE/OASIS/DP-GAN mIoU.
 
-Architecture from EVALUATION.md 2.2: a dilated ResNet-105 of output stride 8 whose last stages
+Architecture from docs/evaluation.md 2.2: a dilated ResNet-105 of output stride 8 whose last stages
 trade stride for dilation (2, then 4), two plain conv layers that remove gridding artefacts,
 a 1x1 classifier and a fixed bilinear 8x upsampling. Submodule names follow `DRNSeg`, so the
 released `drn-d-105_ms_cityscapes.pth` loads strictly.

@@ -1,4 +1,4 @@
-"""UperNet-101 for ADE20K (CSAILVision mit_semseg `ade20k-resnet101-upernet`, EVALUATION.md 2.4).
+"""UperNet-101 for ADE20K (CSAILVision mit_semseg `ade20k-resnet101-upernet`, docs/evaluation.md 2.4).
 
 A non-dilated ResNet-101 with a deep 3-conv stem gives features at strides 4/8/16/32; the
 UperNet decoder (pyramid pooling on the last one, then an FPN) fuses them at stride 4. The
