@@ -33,7 +33,7 @@ from dpgan.training import speed
 from dpgan.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
 from dpgan.training.distributed import World
 from dpgan.training.ema import ema_update, make_ema
-from dpgan.training.global_batch import labelmix_mask_from_coins
+from dpgan.losses import labelmix_mask_from_coins
 from dpgan.models import build_models_from_config
 from dpgan.tensors import one_hot
 from dpgan.training.steps import Batch, Objective, discriminator_step, generator_step

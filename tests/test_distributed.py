@@ -18,7 +18,9 @@ from torch import Tensor
 from dpgan import losses
 from dpgan.devices import resolve_device
 from dpgan.training.distributed import SyncedBatchNorm, World, convert_batchnorm
-from dpgan.training.global_batch import StepNoise, accumulate, labelmix_mask_from_coins, micro_batches, weights_from_counts
+from dpgan.losses import class_balance_weights_from_counts
+from dpgan.losses import labelmix_mask_from_coins
+from dpgan.training.global_batch import StepNoise, accumulate, micro_batches
 from dpgan.errors import DPGANError
 
 PY = sys.executable
@@ -98,7 +100,7 @@ def test_class_weights_from_counts_are_the_losses_formula():
     label[0, 0, :3] = 6
     counts = torch.bincount(label.reshape(-1), minlength=9).to(torch.float64)
     for ignore in (None, 0):
-        ours = weights_from_counts(counts, label.numel(), ignore).float()
+        ours = class_balance_weights_from_counts(counts, label.numel(), ignore).float()
         assert torch.allclose(ours, losses.class_balance_weights(label, 9, ignore), rtol=1e-6, atol=0)
 
 

@@ -22,12 +22,12 @@ from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.training.distributed import World
 from dpgan.errors import CheckpointError, DataError, DPGANError
+from dpgan.files import write_text_atomic
 from dpgan.training.preflight import (
     check_resume_classes,
     estimate_checkpoint_bytes,
     preflight,
     save_checkpoint_or_explain,
-    write_text_atomic,
 )
 from dpgan.training.resilience import DivergenceGuard, EventLog, GracefulStop, LoaderFailure, StepLoader
 

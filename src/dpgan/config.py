@@ -13,8 +13,12 @@ from typing import Any
 
 from dpgan.errors import DPGANError
 
-FEATURE_TAPS = ("none", "enc", "dec", "enc+dec")
+# The choices of the string options, in one place (validated here, imported where they are used).
+FEATURE_TAPS = ("none", "enc", "dec", "enc+dec")  # model.patch_loss / model.feature_loss
 D_ARCHS = ("unet", "multiscale-patch")
+SYNC_BATCHNORM = ("generator", "all", "none")
+NONFINITE_POLICIES = ("rollback", "stop", "skip")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -202,15 +206,15 @@ def validate(cfg: Config) -> None:
         raise DPGANError("train.ema_decay must be in [0, 1)")
     if t.grad_accum < 1:
         raise DPGANError(f"train.grad_accum must be >= 1, not {t.grad_accum}")
-    if t.sync_batchnorm not in ("generator", "all", "none"):
+    if t.sync_batchnorm not in SYNC_BATCHNORM:
         raise DPGANError(f"train.sync_batchnorm must be 'generator', 'all' or 'none', not {t.sync_batchnorm!r}")
-    if t.nonfinite_policy not in ("rollback", "stop", "skip"):
+    if t.nonfinite_policy not in NONFINITE_POLICIES:
         raise DPGANError(f"train.nonfinite_policy must be 'rollback', 'stop' or 'skip', not {t.nonfinite_policy!r}")
     if t.max_nonfinite < 1 or t.nonfinite_window < 1 or t.max_rollbacks < 0:
         raise DPGANError("train.max_nonfinite and train.nonfinite_window must be >= 1, train.max_rollbacks >= 0")
     if not 0.0 < t.rollback_lr_factor <= 1.0:
         raise DPGANError(f"train.rollback_lr_factor must be in (0, 1], not {t.rollback_lr_factor}")
-    if t.precision not in ("fp32", "bf16"):
+    if t.precision not in PRECISIONS:
         raise DPGANError(f"train.precision must be 'fp32' or 'bf16', not {t.precision!r}")
     if t.eval_every < 0 or t.eval_images < 1:
         raise DPGANError("train.eval_every must be >= 0 and train.eval_images >= 1")

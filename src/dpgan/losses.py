@@ -26,11 +26,18 @@ def class_balance_weights(label_map: Tensor, num_classes: int, ignore_index: int
     the don't-care class get weight 0 (published `get_class_balancing`).
     """
     counts = torch.bincount(label_map.reshape(-1), minlength=num_classes).to(torch.float32)
+    return class_balance_weights_from_counts(counts, label_map.numel(), ignore_index)
+
+
+def class_balance_weights_from_counts(counts: Tensor, num_pixels: int, ignore_index: int | None = None) -> Tensor:
+    """alpha_c from per-class pixel counts over `num_pixels` pixels (for counts summed over
+    several processes): w_c = num_pixels / (K * count_c), 0 where count_c = 0 or c is ignored."""
+    counts = counts.clone()
     if ignore_index is not None:
         counts[ignore_index] = 0.0
     present = counts > 0
     num_present = present.sum().clamp(min=1)
-    weights = label_map.numel() / (num_present * counts.clamp(min=1.0))
+    weights = num_pixels / (num_present * counts.clamp(min=1.0))
     return torch.where(present, weights, torch.zeros_like(weights))
 
 
@@ -112,9 +119,15 @@ def labelmix_mask(label_map: Tensor, num_classes: int, generator: torch.Generato
     Built on the label's device without a Python loop over classes (the published version
     remaps in place, so one class's coin can overwrite another's pixels).
     """
+    coins = torch.randint(0, 2, (label_map.shape[0], num_classes), device=label_map.device, generator=generator)
+    return labelmix_mask_from_coins(label_map, coins)
+
+
+def labelmix_mask_from_coins(label_map: Tensor, coins: Tensor) -> Tensor:
+    """The LabelMix mask (B, 1, H, W) for given coins (B, N): pixel (b, y, x) takes the coin of
+    (image b, class label_map[b, y, x])."""
     b = label_map.shape[0]
-    coins = torch.randint(0, 2, (b, num_classes), device=label_map.device, generator=generator)
-    mask = torch.gather(coins, 1, label_map.reshape(b, -1)).reshape(label_map.shape)
+    mask = torch.gather(coins.to(label_map.device), 1, label_map.reshape(b, -1)).reshape(label_map.shape)
     return mask.unsqueeze(1).to(torch.float32)
 
 

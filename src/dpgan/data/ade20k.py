@@ -35,6 +35,7 @@ import numpy as np
 
 from dpgan.data.folder import PairedDataset
 from dpgan.data.info import DatasetInfo
+from dpgan.files import write_text_atomic
 from dpgan.data.io import Pair, Pairing, decode_label, load_label_file, package_list, pair_files, require_dir
 from dpgan.data.transforms import PairedTransform
 from dpgan.errors import DataError
@@ -148,10 +149,7 @@ def _select_by_rule(pairs: list[Pair], num_threads: int = 4) -> list[Pair]:
         flags = list(pool.map(keep, pairs))
     chosen = [p for p, f in zip(pairs, flags) if f]
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text("\n".join(lab.name for _, lab in chosen) + "\n", encoding="utf-8")
-        tmp.replace(cache)
+        write_text_atomic(cache, "\n".join(lab.name for _, lab in chosen) + "\n", fsync=False)
     except OSError:
         pass  # a read-only home only costs the rescan next time
     return chosen

@@ -9,7 +9,6 @@ appearance seed gives another plausible image.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from torch.utils.data import Dataset
 from dpgan.data.info import DatasetInfo
 from dpgan.data.synthetic_render import CLASSES, OBJECT_CLASSES, generate_layout, render_image
 from dpgan.errors import DPGANError
+from dpgan.files import atomic_path
 
 SYNTHETIC_STREETS = DatasetInfo(
     name="synthetic-streets",
@@ -80,9 +80,8 @@ def _is_previous_output(out: Path) -> bool:
 
 
 def _save_atomic(img: Image.Image, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=False) as tmp:
+        img.save(tmp, format="PNG")
 
 
 def write_synthetic(

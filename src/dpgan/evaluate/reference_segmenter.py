@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from dpgan.checkpoint import save_atomic
+from dpgan.files import torch_save_atomic
 from dpgan.config import DataConfig
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import CheckpointError, DPGANError
@@ -122,7 +122,7 @@ class ReferenceSegmenter(Segmenter):
     # ---- file format: JSON config + state dict, read with weights_only=True -------------
     def save(self, path: str | Path, info: DatasetInfo, val_scores: dict[str, Any], training: dict[str, Any]) -> Path:
         path = Path(path)
-        save_atomic(
+        torch_save_atomic(
             {
                 "format": FORMAT,
                 "version": VERSION,

@@ -28,7 +28,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dpgan.checkpoint import FORMAT, VERSION, checkpoint_dir, save_atomic
+from dpgan.checkpoint import FORMAT, VERSION, checkpoint_dir
+from dpgan.files import torch_save_atomic
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import DPGANError
 from dpgan.evaluate.judges import PUBLISHED_SEGMENTER_BY_DATASET
@@ -79,7 +80,7 @@ def best_checkpoint_path(run_dir: str | Path) -> Path:
 def save_best_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any]) -> Path:
     """Write a checkpoint payload (as `train.save` builds it) as the run's best, atomically."""
     path = best_checkpoint_path(run_dir)
-    save_atomic({"format": FORMAT, "version": VERSION, "step": step, **payload}, path)
+    torch_save_atomic({"format": FORMAT, "version": VERSION, "step": step, **payload}, path)
     return path
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from dpgan.errors import DPGANError, refuse_overwrite
+from dpgan.files import atomic_path
 from dpgan.inference.pretrained import bake_spectral_norm, save_pretrained
 from dpgan.inference.synthesize import LoadedGenerator
 
@@ -91,18 +90,11 @@ def export_onnx(generator: nn.Module, num_classes: int, height: int, width: int,
     axes = {"label": {0: "batch", 1: "height", 2: "width"}, "image": {0: "batch", 2: "height", 3: "width"}}
     if uses_noise:
         axes["z"] = {0: "batch"}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        # the TorchScript exporter (no extra packages needed) warns that it is deprecated and that
-        # shape checks in the forward become constants; the test checks other sizes still match
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(model, args, tmp, input_names=names, output_names=["image"],
-                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # the TorchScript exporter (no extra packages needed) warns that it is deprecated and that
+    # shape checks in the forward become constants; the test checks other sizes still match
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(model, args, str(tmp), input_names=names, output_names=["image"],
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     return path

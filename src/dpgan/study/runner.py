@@ -16,7 +16,6 @@ the next unfinished run (`dpgan study --out OUT --only NAME --device cuda:K`).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ import torch
 
 from dpgan.config import Config, preset
 from dpgan.errors import DPGANError
+from dpgan.files import write_text_atomic
 from dpgan.study.grid import distinct_models, tables_of
 
 STUDY_FILE = "study.json"
@@ -120,9 +120,7 @@ def open_study(out: Path, settings: StudySettings | None) -> StudySettings:
     if settings is None:
         raise DPGANError(f"{path}: not found; start the study with `dpgan study --out {out}`")
     out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n", fsync=False)
     return settings
 
 
@@ -178,9 +176,7 @@ def run_one(out: Path, settings: StudySettings, spec: RunSpec, device: str, prog
         "real": final.get("real"), "iou_by_size": final.get("iou_by_size"), "per_class_iou": final.get("per_class_iou"),
         "history": [history[k] for k in sorted(history)], "device": device,
     }  # fmt: skip
-    tmp = spec.result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, spec.result_path)
+    write_text_atomic(spec.result_path, json.dumps(record, indent=2) + "\n", fsync=False)
     return record
 
 

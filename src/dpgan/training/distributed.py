@@ -38,10 +38,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from dpgan.config import SYNC_BATCHNORM
 from dpgan.devices import resolve_device
 from dpgan.errors import DPGANError
 
-SYNC_BATCHNORM = ("generator", "all", "none")
 _BUCKET_BYTES = 32 << 20
 _MESSAGE_BYTES = 2048
 

@@ -59,13 +59,6 @@ class StepNoise:
         return cls(z_g, z_d, coins)
 
 
-def labelmix_mask_from_coins(label_map: Tensor, coins: Tensor) -> Tensor:
-    """The LabelMix mask of `losses.labelmix_mask`, with the per-(image, class) coins given."""
-    b = label_map.shape[0]
-    mask = torch.gather(coins.to(label_map.device), 1, label_map.reshape(b, -1)).reshape(label_map.shape)
-    return mask.unsqueeze(1).to(torch.float32)
-
-
 def micro_batches(batch: Any, world: World, accum: int, noise: StepNoise) -> list[Any]:
     """Split this rank's batch (accum * b images) into `accum` micro-batches of b, each with its
     rows of the step's noise attached (`z_g`, `z_d`, `labelmix_mask` fields of train.Batch)."""
@@ -84,7 +77,7 @@ def micro_batches(batch: Any, world: World, accum: int, noise: StepNoise) -> lis
             return None if t is None else t[rows].to(dev, non_blocking=True)
 
         label_map = batch.label_map[local]
-        mask = None if noise.labelmix_coins is None else labelmix_mask_from_coins(label_map, noise.labelmix_coins[rows])
+        mask = None if noise.labelmix_coins is None else losses.labelmix_mask_from_coins(label_map, noise.labelmix_coins[rows])
         out.append(dataclasses.replace(
             batch, image=batch.image[local], label_map=label_map, onehot=batch.onehot[local],
             z_g=pick(noise.z_generator_step), z_d=pick(noise.z_discriminator_step), labelmix_mask=mask,
@@ -98,19 +91,7 @@ def class_balance_weights(world: World, label_map: Tensor, num_classes: int, ign
         return losses.class_balance_weights(label_map, num_classes, ignore_index)
     counts = torch.bincount(label_map.reshape(-1), minlength=num_classes).to(torch.float64)
     dist.all_reduce(counts)
-    return weights_from_counts(counts, label_map.numel() * world.size, ignore_index).to(torch.float32)
-
-
-def weights_from_counts(counts: Tensor, num_pixels: int, ignore_index: int | None) -> Tensor:
-    """w_c = (pixels) / (K * count_c), K classes present; 0 for absent and don't-care classes
-    (the formula of `losses.class_balance_weights`, from counts summed over ranks)."""
-    counts = counts.clone()
-    if ignore_index is not None:
-        counts[ignore_index] = 0.0
-    present = counts > 0
-    num_present = present.sum().clamp(min=1)
-    weights = num_pixels / (num_present * counts.clamp(min=1.0))
-    return torch.where(present, weights, torch.zeros_like(weights))
+    return losses.class_balance_weights_from_counts(counts, label_map.numel() * world.size, ignore_index).to(torch.float32)
 
 
 def accumulate(

@@ -8,7 +8,6 @@ of a step are in steps.py, the training state in state.py, what a run writes in 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

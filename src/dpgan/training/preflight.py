@@ -125,21 +125,6 @@ def check_resume_classes(ck: dict[str, Any], info: DatasetInfo) -> None:
         )
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """config.json and friends: a kill mid-write leaves the old file, never half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint_or_explain(run_dir: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     """save_checkpoint, with a full disk (or any OS error) as one sentence instead of a traceback."""
     try:

@@ -31,10 +31,10 @@ import torch
 from torch import Tensor
 
 from dpgan.checkpoint import checkpoint_dir, list_checkpoints, load_checkpoint
+from dpgan.config import NONFINITE_POLICIES
 from dpgan.training.distributed import World
 from dpgan.errors import DataError, DPGANError
 
-NONFINITE_POLICIES = ("rollback", "stop", "skip")
 
 
 # ---- pre-emption ---------------------------------------------------------------------------------

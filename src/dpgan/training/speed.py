@@ -30,13 +30,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.utils.parametrizations import _SpectralNorm
 
+from dpgan.config import PRECISIONS
 from dpgan.errors import DPGANError
 from dpgan.inference.pretrained import bake_spectral_norm
 
-PRECISIONS = ("fp32", "bf16")
 Fn = TypeVar("Fn", bound=Callable[..., Any])
 
 
