@@ -25,7 +25,7 @@ from dpgan import DPGAN
 from dpgan.commands.convert import register
 from dpgan.inference.convert import convert_checkpoint, convert_state_dict, load_published
 from dpgan.errors import CheckpointError, DPGANError
-from dpgan.models import build_generator
+from dpgan.models import GeneratorOptions, build_generator
 from dpgan.inference.pretrained import load_pretrained
 
 DATA = Path(__file__).parent / "data" / "published"
@@ -44,7 +44,7 @@ def _reference(kind: str) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tenso
 
 
 def _ours(kind: str, spectral_norm: bool = True):
-    return build_generator(OURS[kind], NUM_CLASSES, width=1, z_dim=Z_DIM, spectral_norm=spectral_norm)
+    return build_generator(GeneratorOptions(OURS[kind], width=1, z_dim=Z_DIM, spectral_norm=spectral_norm), NUM_CLASSES)
 
 
 @pytest.mark.parametrize("kind", ["dpgan", "oasis"])

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dpgan.models import build_discriminator, build_generator
+from dpgan.models import GeneratorOptions, build_discriminator, build_generator
 from dpgan.models.spade import resize_nearest
 
 N = 7
@@ -14,14 +14,14 @@ def _labels(b=2, h=64, w=128):
 
 @pytest.mark.parametrize("kind", ["oa", "dp"])
 def test_generator_shapes_and_range(kind):
-    g = build_generator(kind, N, width=4, z_dim=8, pyramid_width=8, spade_hidden=8)
+    g = build_generator(GeneratorOptions(kind, width=4, z_dim=8, pyramid_width=8, spade_hidden=8), N)
     out = g(_labels())
     assert out.shape == (2, 3, 64, 128) and out.abs().max() <= 1
 
 
 @pytest.mark.parametrize("kind", ["oa", "dp"])
 def test_a_given_z_is_used(kind):
-    g = build_generator(kind, N, width=4, z_dim=8, pyramid_width=8, spade_hidden=8).eval()
+    g = build_generator(GeneratorOptions(kind, width=4, z_dim=8, pyramid_width=8, spade_hidden=8), N).eval()
     lab = _labels()
     z1, z2 = torch.randn(2, 8), torch.randn(2, 8)
     assert torch.equal(g(lab, z1), g(lab, z1))
@@ -35,7 +35,7 @@ def test_a_given_z_is_used(kind):
 
 
 def test_a_noise_map_is_used_region_by_region():
-    g = build_generator("dp", N, width=4, z_dim=8, pyramid_width=8).eval()
+    g = build_generator(GeneratorOptions("dp", width=4, z_dim=8, pyramid_width=8), N).eval()
     lab = _labels(1)
     z = torch.randn(1, 8)[:, :, None, None].expand(1, 8, 64, 128).clone()
     z2 = z.clone()
@@ -45,13 +45,13 @@ def test_a_noise_map_is_used_region_by_region():
 
 @pytest.mark.parametrize("kind", ["oa", "dp"])
 def test_without_3d_noise(kind):
-    g = build_generator(kind, N, width=4, use_3d_noise=False, pyramid_width=8, spade_hidden=8).eval()
+    g = build_generator(GeneratorOptions(kind, width=4, use_3d_noise=False, pyramid_width=8, spade_hidden=8), N).eval()
     lab = _labels()
     assert g.z_dim == 0 and torch.equal(g(lab), g(lab))
 
 
 def test_bad_label_maps_are_refused():
-    g = build_generator("dp", N, width=4, z_dim=8, pyramid_width=8)
+    g = build_generator(GeneratorOptions("dp", width=4, z_dim=8, pyramid_width=8), N)
     with pytest.raises(ValueError, match="outside"):
         g(torch.full((1, 64, 128), N))
     with pytest.raises(ValueError, match="multiple of 32"):
@@ -72,7 +72,7 @@ def test_discriminator_outputs(heads, n_scores):
 
 
 def test_other_depths_work():
-    g = build_generator("dp", N, width=4, z_dim=8, num_res_blocks=4, pyramid_width=8)
+    g = build_generator(GeneratorOptions("dp", width=4, z_dim=8, num_res_blocks=4, pyramid_width=8), N)
     d = build_discriminator(N, width=4, num_res_blocks=4, patch_heads="enc+dec")
     img = g(torch.randint(0, N, (2, 32, 64)))
     out = d(img)

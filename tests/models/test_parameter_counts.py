@@ -3,7 +3,7 @@
 
 import pytest
 
-from dpgan.models import build_discriminator, build_generator, count_parameters
+from dpgan.models import GeneratorOptions, build_discriminator, build_generator, count_parameters
 
 
 @pytest.mark.parametrize(
@@ -11,7 +11,7 @@ from dpgan.models import build_discriminator, build_generator, count_parameters
     [("dp", 35, 69_513_219), ("oa", 35, 71_107_523), ("dp", 151, 70_615_683)],
 )
 def test_generator_counts(kind, classes, expected):
-    assert count_parameters(build_generator(kind, classes)) == expected
+    assert count_parameters(build_generator(GeneratorOptions(kind), classes)) == expected
 
 
 @pytest.mark.parametrize(

@@ -9,35 +9,23 @@ from dpgan.models.discriminator import PATCH_HEAD_PLACES, DiscriminatorOutput, U
 from dpgan.models.dual_pyramid import DualPyramidGenerator
 from dpgan.models.init import init_weights
 from dpgan.models.oasis_generator import ConditionalGenerator, OASISGenerator
+from dpgan.models.options import GeneratorOptions
 from dpgan.models.patchgan import MultiscalePatchDiscriminator, PatchGANOutput
 
 __all__ = [
-    "PATCH_HEAD_PLACES", "ConditionalGenerator", "DiscriminatorOutput", "DualPyramidGenerator",
+    "PATCH_HEAD_PLACES", "ConditionalGenerator", "DiscriminatorOutput", "DualPyramidGenerator", "GeneratorOptions",
     "MultiscalePatchDiscriminator", "OASISGenerator", "PatchGANOutput", "UNetDiscriminator",
     "build_discriminator", "build_generator", "build_generator_from_config", "build_models_from_config",
 ]
 
 
-def build_generator(
-    kind: str,
-    num_classes: int,
-    *,
-    width: int = 64,
-    z_dim: int = 64,
-    use_3d_noise: bool = True,
-    num_res_blocks: int = 6,
-    spectral_norm: bool = True,
-    pyramid_width: int = 64,
-    spade_hidden: int = 128,
-) -> ConditionalGenerator:
-    common = dict(width=width, z_dim=z_dim, use_3d_noise=use_3d_noise, num_res_blocks=num_res_blocks,
-                  spectral_norm=spectral_norm)
-    if kind == "dp":
-        g: ConditionalGenerator = DualPyramidGenerator(num_classes, pyramid_width=pyramid_width, **common)
-    elif kind == "oa":
-        g = OASISGenerator(num_classes, spade_hidden=spade_hidden, **common)
+def build_generator(options: GeneratorOptions, num_classes: int) -> ConditionalGenerator:
+    """The generator `options.kind` names, initialised as published (init.py)."""
+    g: ConditionalGenerator
+    if options.kind == "dp":
+        g = DualPyramidGenerator(num_classes, options)
     else:
-        raise ValueError(f"generator kind must be 'oa' or 'dp', not {kind!r}")
+        g = OASISGenerator(num_classes, options)
     return init_weights(g)
 
 
@@ -57,12 +45,7 @@ def build_discriminator(
 
 def build_generator_from_config(model_cfg, num_classes: int) -> ConditionalGenerator:
     """G of a `dpgan.config.ModelConfig` (for synthesis, where no discriminator is needed)."""
-    m = model_cfg
-    return build_generator(
-        m.generator, num_classes, width=m.g_width, z_dim=m.z_dim, use_3d_noise=m.use_3d_noise,
-        num_res_blocks=m.num_res_blocks, spectral_norm=m.spectral_norm, pyramid_width=m.pyramid_width,
-        spade_hidden=m.spade_hidden,
-    )
+    return build_generator(GeneratorOptions.from_model_config(model_cfg), num_classes)
 
 
 def build_models_from_config(

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dpgan.models.oasis_generator import ConditionalGenerator
+from dpgan.models.options import GeneratorOptions
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -49,20 +50,11 @@ class LabelPyramid(nn.Module):
 
 
 class DualPyramidGenerator(ConditionalGenerator):
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        width: int = 64,
-        z_dim: int = 64,
-        use_3d_noise: bool = True,
-        num_res_blocks: int = 6,
-        spectral_norm: bool = True,
-        pyramid_width: int = 64,
-    ) -> None:
-        super().__init__(num_classes, z_dim, use_3d_noise, num_res_blocks)
-        self.pyramid = LabelPyramid(self.cond_channels, pyramid_width, num_res_blocks)
-        self.build_trunk(width, 2 * pyramid_width, 0, spectral_norm)
+    def __init__(self, num_classes: int, options: GeneratorOptions = GeneratorOptions(kind="dp")) -> None:
+        super().__init__(num_classes, options)
+        o = options
+        self.pyramid = LabelPyramid(self.cond_channels, o.pyramid_width, o.num_res_blocks)
+        self.build_trunk(o.width, 2 * o.pyramid_width, 0, o.spectral_norm)
 
     def block_conditions(self, cond: Tensor) -> Callable[[int, torch.Size], Tensor]:
         levels = self.pyramid(cond)

@@ -13,18 +13,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dpgan.models.options import GeneratorOptions
 from dpgan.models.spade import SPADEResBlock, generator_channels, resize_nearest
 
 
 class ConditionalGenerator(nn.Module):
     """Label map (+ noise) -> image in [-1, 1]. Subclasses build the trunk."""
 
-    def __init__(self, num_classes: int, z_dim: int, use_3d_noise: bool, num_res_blocks: int) -> None:
+    def __init__(self, num_classes: int, options: GeneratorOptions) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.z_dim = z_dim if use_3d_noise else 0
-        self.use_3d_noise = use_3d_noise
-        self.num_res_blocks = num_res_blocks
+        self.z_dim = options.z_dim if options.use_3d_noise else 0
+        self.use_3d_noise = options.use_3d_noise
+        self.num_res_blocks = options.num_res_blocks
 
     @property
     def cond_channels(self) -> int:
@@ -93,19 +94,9 @@ class OASISGenerator(ConditionalGenerator):
     """SPADE blocks from 1/2^(n-1) to full resolution, every SPADE conditioned on [z ; label]
     resized to its scale, through a shared hidden layer of `spade_hidden` channels."""
 
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        width: int = 64,
-        z_dim: int = 64,
-        use_3d_noise: bool = True,
-        num_res_blocks: int = 6,
-        spectral_norm: bool = True,
-        spade_hidden: int = 128,
-    ) -> None:
-        super().__init__(num_classes, z_dim, use_3d_noise, num_res_blocks)
-        self.build_trunk(width, self.cond_channels, spade_hidden, spectral_norm)
+    def __init__(self, num_classes: int, options: GeneratorOptions = GeneratorOptions(kind="oa")) -> None:
+        super().__init__(num_classes, options)
+        self.build_trunk(options.width, self.cond_channels, options.spade_hidden, options.spectral_norm)
 
     def block_conditions(self, cond: Tensor) -> Callable[[int, torch.Size], Tensor]:
         return lambda i, size: resize_nearest(cond, size)  # once per block, not once per SPADE
