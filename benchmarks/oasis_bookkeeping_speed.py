@@ -78,7 +78,7 @@ def main() -> None:
                                    compile=False, channels_last=True, num_classes=n)
         G_ema = make_ema(models[0])
 
-        def recalibrate(G_ema=G_ema) -> None:  # noqa: N803 - the generator, named as in train.py
+        def recalibrate(G_ema=G_ema) -> None:  # noqa: N803 - the generator, named as in training/loop.py
             batches = range(cfg.train.ema_bn_batches)
             recalibrate_batchnorm(G_ema, batches, lambda g, _: g(cond, torch.randn(b, z_dim)))
 

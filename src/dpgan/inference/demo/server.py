@@ -22,7 +22,7 @@ from typing import Any
 from dpgan.inference.demo.backend import DemoBackend, DemoLimits, RequestError
 from dpgan.errors import DPGANError
 
-STATIC_FILES = {  # URL path -> (file in dpgan/demo/static, content type); nothing else is served
+STATIC_FILES = {  # URL path -> (file in dpgan/inference/demo/static, content type); nothing else is served
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
