@@ -25,8 +25,8 @@ class NeighbourDifferences:
     @torch.no_grad()
     def update(self, images: Tensor) -> None:
         x = images.float()
-        self.vertical += float((x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(1, 2, 3)).sum())
-        self.horizontal += float((x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3)).sum())
+        self.vertical += float((x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(1, 2, 3)).double().sum())
+        self.horizontal += float((x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3)).double().sum())
         self.count += x.shape[0]
 
     @property
