@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from dpgan.config import PRESETS, preset
-from dpgan.data.check import check_dataset
-from dpgan.data.registry import DATASETS, has_split
 from dpgan.errors import DPGANError
+from dpgan.names import DATASETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dpgan.data.check import check_dataset
+    from dpgan.data.registry import has_split
+
     cfg = preset(args.preset).data
     changes: dict[str, Any] = {}
     if args.data_root is not None:

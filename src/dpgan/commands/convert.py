@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dpgan.names import CONVERT_KINDS, PUBLISHED_DATASETS, PUBLISHED_Z_DIM
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -17,8 +19,6 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from dpgan.inference.convert import DATASETS, KINDS, PUBLISHED_Z_DIM
-
     p = sub.add_parser(
         "convert",
         help="convert a generator checkpoint of the published DP_GAN or OASIS code into a saved model",
@@ -29,11 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dataset (or --num-classes).",
     )
     p.add_argument("out", type=Path, metavar="OUT_DIR", help="output folder")
-    p.add_argument("--from", dest="kind", choices=KINDS, required=True,
+    p.add_argument("--from", dest="kind", choices=CONVERT_KINDS, required=True,
                    help="which published code trained it: dpgan (sj-li/DP_GAN) or oasis (boschresearch/OASIS)")
     p.add_argument("--checkpoint", type=Path, required=True, metavar="FILE.pth",
                    help="the published generator file, e.g. checkpoints/NAME/models/best_EMA.pth")
-    p.add_argument("--dataset", choices=DATASETS, default=None,
+    p.add_argument("--dataset", choices=PUBLISHED_DATASETS, default=None,
                    help="the dataset it was trained on: its class names, colours and image size")
     p.add_argument("--num-classes", type=int, default=None,
                    help="number of label channels (semantic_nc) for a dataset not in --dataset")

@@ -10,10 +10,10 @@ from pathlib import Path
 from dpgan.commands import add_device_arg
 from dpgan.config import DataConfig
 from dpgan.errors import DPGANError
-from dpgan.evaluate.inception import FID_WEIGHTS_NAME
-from dpgan.evaluate.segmenters import (
+from dpgan.names import (
     DEEPLAB_WEIGHTS_NAME,
     DRN_WEIGHTS_NAME,
+    FID_WEIGHTS_NAME,
     UPERNET_DECODER_NAME,
     UPERNET_ENCODER_NAME,
 )

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpgan.devices import resolve_device
+from typing import TYPE_CHECKING
+
 from dpgan.errors import DataError, DPGANError
-from dpgan.evaluate.fid import FIDStats, fid_from_stats, stats_of_folder
-from dpgan.evaluate.inception import BLOCK_INDEX_BY_DIMS, FID_WEIGHTS_NAME, FIDInceptionV3
+from dpgan.names import FID_BLOCK_INDEX_BY_DIMS, FID_WEIGHTS_NAME
+
+if TYPE_CHECKING:
+    from dpgan.evaluate.fid import FIDStats
+    from dpgan.evaluate.inception import FIDInceptionV3
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=50, help="images per Inception batch")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--dims", type=int, default=2048, choices=sorted(BLOCK_INDEX_BY_DIMS),
+    p.add_argument("--dims", type=int, default=2048, choices=sorted(FID_BLOCK_INDEX_BY_DIMS),
                    help="feature size (2048 = pool3, the standard FID)")  # fmt: skip
     p.add_argument("--num-workers", type=int, default=0, help="image-loading processes")
     p.add_argument(
@@ -43,6 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fid(args: argparse.Namespace) -> int:
+    from dpgan.devices import resolve_device
+    from dpgan.evaluate.fid import FIDStats, fid_from_stats, stats_of_folder
+    from dpgan.evaluate.inception import FIDInceptionV3
+
     if args.path_b is None and args.save_stats is None:
         raise DPGANError("dpgan fid needs PATH_B, unless --save-stats is given.")
     if args.batch_size < 1:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpgan.data.synthetic import write_synthetic
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -26,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dpgan.data.synthetic import write_synthetic
+
     out = write_synthetic(args.out, height=args.height, width=args.width, num_train=args.num_train,
                           num_val=args.num_val, seed=args.seed, progress=not args.no_progress)
     print(f"wrote {args.num_train} train and {args.num_val} val pairs to {out}")

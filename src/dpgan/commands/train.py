@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dpgan.checkpoint import list_checkpoints, load_checkpoint
 from dpgan.commands import add_device_arg
 from dpgan.config import ABLATIONS, PRESETS, Config, preset
 from dpgan.errors import DPGANError
@@ -114,6 +113,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
     """The config of this launch: saved one when resuming, else preset/config file, plus flags."""
+    from dpgan.checkpoint import list_checkpoints, load_checkpoint
+
     if args.config is not None:
         if not args.config.is_file():
             raise DPGANError(f"--config {args.config}: file not found")

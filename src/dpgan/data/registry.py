@@ -15,8 +15,8 @@ from dpgan.data.io import Pairing
 from dpgan.data.settings import DataSettings
 from dpgan.data.transforms import PairedTransform, RandomFlip
 from dpgan.errors import DataError, DPGANError
+from dpgan.names import DATASETS
 
-DATASETS = frozenset({"synthetic-streets", "cityscapes", "ade20k", "ade20k-outdoor", "coco-stuff", "folder"})
 SPLITS = ("train", "val")
 
 # What --data-root must point at, per dataset (for the "needs --data-root" error).

@@ -19,12 +19,11 @@ from torch import nn
 from torchvision.models.inception import InceptionA, InceptionC, InceptionE
 
 from dpgan.evaluate.weights import load_into, load_state_dict_file
+from dpgan.names import FID_BLOCK_INDEX_BY_DIMS, FID_WEIGHTS_NAME
 
-FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_SHA256_PREFIX = "6726825d"
 FID_INPUT_SIZE = 299
-# Feature sizes pytorch-fid offers (its `--dims`) -> index of the block that produces them.
-BLOCK_INDEX_BY_DIMS: dict[int, int] = {64: 0, 192: 1, 768: 2, 2048: 3}
+BLOCK_INDEX_BY_DIMS = FID_BLOCK_INDEX_BY_DIMS  # pytorch-fid's `--dims` -> index of the block producing them
 
 
 def _tf_avg_pool(x: torch.Tensor) -> torch.Tensor:

@@ -34,10 +34,10 @@ from dpgan.data.info import DatasetInfo
 from dpgan.data.io import default_palette
 from dpgan.errors import CheckpointError, DPGANError, refuse_overwrite
 from dpgan.models import DualPyramidGenerator, OASISGenerator, build_generator_from_config
+from dpgan.names import CONVERT_KINDS, PUBLISHED_DATASETS, PUBLISHED_Z_DIM
 
-KINDS = ("dpgan", "oasis")
-DATASETS = ("cityscapes", "ade20k", "ade20k-outdoor", "coco-stuff")
-PUBLISHED_Z_DIM = 64  # the published default of --z_dim
+KINDS = CONVERT_KINDS
+DATASETS = PUBLISHED_DATASETS
 _OUR_GENERATOR = {"dpgan": "dp", "oasis": "oa"}
 _TARGET_CLASS = {"dpgan": DualPyramidGenerator, "oasis": OASISGenerator}
 _SN_LEAVES = {"original": "weight_orig", "0._u": "weight_u", "0._v": "weight_v"}

@@ -17,8 +17,8 @@ from torch import nn
 
 from dpgan.evaluate.segmenters.base import Segmenter
 from dpgan.evaluate.weights import load_into, load_state_dict_file
+from dpgan.names import DEEPLAB_WEIGHTS_NAME
 
-DEEPLAB_WEIGHTS_NAME = "deeplabv2_resnet101_msc-cocostuff164k-100000.pth"
 CAFFE_MEAN_BGR = (104.008, 116.669, 122.675)
 COCO_STUFF_CLASS_NAMES: tuple[str, ...] = tuple(
     "person|bicycle|car|motorcycle|airplane|bus|train|truck|boat|traffic light|fire hydrant|"

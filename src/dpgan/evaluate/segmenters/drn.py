@@ -16,8 +16,8 @@ from torch import nn
 from dpgan.evaluate.segmentation import CITYSCAPES_TRAIN_ID_NAMES
 from dpgan.evaluate.segmenters.base import Segmenter, bottleneck_stage, conv_bn_relu
 from dpgan.evaluate.weights import TOLERATED_MISSING_SUFFIXES, load_into, load_state_dict_file
+from dpgan.names import DRN_WEIGHTS_NAME
 
-DRN_WEIGHTS_NAME = "drn-d-105_ms_cityscapes.pth"
 # Cityscapes train-set RGB statistics shipped with the checkpoint (fyu/drn info.json).
 DRN_CITYSCAPES_MEAN = (0.290101, 0.328081, 0.286964)
 DRN_CITYSCAPES_STD = (0.182954, 0.186566, 0.184475)

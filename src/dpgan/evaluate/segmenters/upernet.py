@@ -16,9 +16,8 @@ from torch import nn
 
 from dpgan.evaluate.segmenters.base import Segmenter, bottleneck_stage, conv_bn_relu
 from dpgan.evaluate.weights import load_into, load_state_dict_file
+from dpgan.names import UPERNET_DECODER_NAME, UPERNET_ENCODER_NAME
 
-UPERNET_ENCODER_NAME = "encoder_epoch_50.pth"
-UPERNET_DECODER_NAME = "decoder_epoch_50.pth"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PADDING_CONSTANT = 32  # input sides are rounded up to this (by resizing, not padding)
