@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from dpgan.commands import folder_dataset_if_described
 from dpgan.config import PRESETS, preset
 from dpgan.errors import DPGANError
 from dpgan.names import DATASETS
@@ -38,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     changes: dict[str, Any] = {}
     if args.data_root is not None:
         changes["root"] = str(Path(args.data_root).expanduser())
-    if args.dataset is not None:
-        changes["dataset"] = args.dataset
+    dataset = folder_dataset_if_described(args.data_root, args.dataset)
+    if dataset is not None:
+        changes["dataset"] = dataset
     cfg = replace(cfg, **changes)
     splits = ["train", "val"] if args.split == "both" else [args.split]
     ok = True

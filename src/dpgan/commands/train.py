@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
-from dpgan.commands import add_device_arg
+from dpgan.commands import add_device_arg, folder_dataset_if_described
 from dpgan.config import ABLATIONS, PRESETS, Config, preset
 from dpgan.errors import DPGANError
 
@@ -102,6 +104,8 @@ def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     changes: dict[str, dict[str, Any]] = {}
+    if folder_dataset_if_described(getattr(args, "data_root", None), getattr(args, "dataset", None)) == "folder":
+        changes["data"] = {"dataset": "folder"}  # --dataset folder, or a folder with its own classes.json
     for flag, (section, field) in _FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -138,6 +142,15 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
     return base.override(**overrides_from_args(args)), run_dir
 
 
+def tensorboard_command() -> str:
+    """The tensorboard that works from here: the one beside this Python (a venv's bin/), which a bare
+    `tensorboard` reaches only inside an activated venv."""
+    beside = Path(sys.executable).parent / "tensorboard"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("tensorboard") or "tensorboard"
+
+
 def run(args: argparse.Namespace) -> int:
     from dpgan.training import distributed, resilience
     from dpgan.training.loop import train
@@ -164,5 +177,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {result.step} steps in {minutes:.1f} min; run folder: {result.run_dir}")
     print(f"  samples:     {result.run_dir / 'samples' / 'latest.png'}")
     print(f"  checkpoints: {result.run_dir / 'checkpoints'}")
-    print(f"  tensorboard: tensorboard --logdir {result.run_dir / 'tb'}")
+    print(f"  tensorboard: {tensorboard_command()} --logdir {result.run_dir / 'tb'}")
     return 0
