@@ -64,6 +64,8 @@ def _problems(args: list[str], options: dict[str | None, set[str]]) -> list[str]
     if not args:
         return []
     command = None
+    if args[0].endswith(":"):  # a message dpgan printed ("dpgan evaluate: error: ..."), not a command
+        return []
     if not args[0].startswith("-") and args[0] != "...":
         command = args[0]
         if command not in options:

@@ -31,6 +31,36 @@ def checkpoint_path(run_dir: str | Path, step: int) -> Path:
     return checkpoint_dir(run_dir) / f"step_{step:08d}.pt"
 
 
+def next_save_step(every: int, after: int, steps: int) -> int:
+    """The first step after `after` at which a run saving every `every` steps writes (the loop also
+    writes at its last step, `steps`)."""
+    if every < 1:
+        return steps
+    return min((after // every + 1) * every, steps)
+
+
+def _no_checkpoint_yet(run_dir: Path) -> str:
+    """Why a run folder holds no checkpoint, and when it will: read from its config.json and losses.jsonl."""
+    import json
+
+    expected = f"expected {checkpoint_dir(run_dir)}/step_*.pt"
+    try:
+        train = json.loads((run_dir / "config.json").read_text())["train"]
+        every, steps = int(train["checkpoint_every"]), int(train["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{run_dir}: no checkpoint found ({expected}; is it a dpgan run folder?)"
+    reached = 0
+    try:
+        last = (run_dir / "losses.jsonl").read_text().strip().splitlines()[-1]
+        reached = int(json.loads(last)["step"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        pass
+    first = next_save_step(every, reached, steps)
+    where = f"step {reached} of {steps} logged so far" if reached else f"no step of {steps} logged yet"
+    return (f"{run_dir}: no checkpoint yet; this run writes its first at step {first} (train.checkpoint_every "
+            f"{every}; {where}). Try again once {checkpoint_path(run_dir, first).name} exists")
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Completed checkpoints of a run, oldest first (temporary files are ignored)."""
     d = checkpoint_dir(run_dir)
@@ -81,7 +111,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.is_dir():
         found = list_checkpoints(path)
         if not found:
-            raise CheckpointError(f"{path}: no checkpoint found (expected {checkpoint_dir(path)}/step_*.pt)")
+            raise CheckpointError(_no_checkpoint_yet(path))
         path = found[-1]
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint file does not exist")

@@ -3,6 +3,8 @@ evaluation and the command line."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from dpgan.errors import DPGANError
@@ -41,3 +43,51 @@ def resolve_device(name: str = "auto", *, local_rank: int = 0, world_size: int =
     if dev.index is not None and dev.index >= count:
         raise DPGANError(f"--device {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
     return dev
+
+
+def physical_cpu_cores() -> int | None:
+    """Distinct (socket, core) pairs in /proc/cpuinfo; None where it cannot be read (not Linux)."""
+    try:
+        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
+    except OSError:
+        return None
+    cores, socket = set(), "0"
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "physical id":
+            socket = value.strip()
+        elif key == "core id":
+            cores.add((socket, value.strip()))
+    return len(cores) or None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: taskset, cgroups cpusets, SLURM)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def choose_cpu_threads(requested: int | None = None, processes_per_node: int = 1) -> tuple[int, str]:
+    """Set torch's intra-op CPU threads and say why that number: `requested` (--threads), else
+    OMP_NUM_THREADS if set (torch reads it), else min(physical cores, usable CPUs) shared among the
+    processes of this node. Torch's own default counts every core of the machine, even those another
+    process or the affinity mask keeps busy; on a shared machine that oversubscribes the CPUs and runs
+    many times slower than fewer threads."""
+    if requested is not None:
+        if requested < 1:
+            raise DPGANError(f"--threads must be at least 1, not {requested}")
+        torch.set_num_threads(requested)
+        return requested, "--threads"
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads(), "OMP_NUM_THREADS"
+    cpus = usable_cpus()
+    cores = physical_cpu_cores()
+    n = max(1, min(cpus, cores or cpus) // max(1, processes_per_node))
+    torch.set_num_threads(n)
+    why = f"min(physical cores {cores or '?'}, usable CPUs {cpus})"
+    if processes_per_node > 1:
+        why += f" / {processes_per_node} processes"
+    return n, why

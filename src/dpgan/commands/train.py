@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -82,6 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override any config field, e.g. --set model.g_width=32 (VALUE is JSON or a bare string)",
     )
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads of torch (default: OMP_NUM_THREADS if set, else min(physical cores, "
+                   "CPUs this process may use)); on a busy shared machine fewer threads are often faster")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -152,15 +156,23 @@ def tensorboard_command() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dpgan.devices import choose_cpu_threads
     from dpgan.training import distributed, resilience
     from dpgan.training.loop import train
 
     world = distributed.init_from_env(args.device)  # torchrun: one process per device; else one process
     try:
         cfg, run_dir = resolve_config(args)
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        threads, why = choose_cpu_threads(getattr(args, "threads", None), processes_per_node=per_node)
+        if world.is_main:
+            print(f"dpgan train: run folder {run_dir}" + (" (resuming)" if args.resume else "")
+                  + f"; device {world.device}; {threads} CPU thread(s) per process ({why}; "
+                  "--threads N or OMP_NUM_THREADS=N to change)", flush=True)
         with resilience.GracefulStop() as stop:  # SIGTERM/SIGINT: finish the step, checkpoint, exit 0
             result = train(cfg, run_dir, device=str(world.device), resume=args.resume,
-                           progress=not args.no_progress, world=world, stop=stop)
+                           progress=not args.no_progress, world=world, stop=stop,
+                           announce=lambda line: print(line, flush=True))
     except DPGANError:
         if world.is_main:
             raise

@@ -8,12 +8,13 @@ of a step are in steps.py, the training state in state.py, what a run writes in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from dpgan.checkpoint import list_checkpoints, load_checkpoint, set_rng_state
+from dpgan.checkpoint import list_checkpoints, load_checkpoint, next_save_step, set_rng_state
 from dpgan.config import Config
 from dpgan.devices import resolve_device
 from dpgan.errors import CheckpointError, DPGANError
@@ -46,9 +47,12 @@ def train(
     progress: bool = True,
     world: distributed.World | None = None,
     stop: resilience.GracefulStop | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """`world`: this process's rank and device under torchrun (default: one process on `device`).
-    `stop`: installed signal handlers (the CLI's); without one the run stops only on bad data."""
+    `stop`: installed signal handlers (the CLI's); without one the run stops only on bad data.
+    `announce`: called once on rank 0 with a line saying what will be trained and when the first
+    sample and checkpoint come (the CLI prints it)."""
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
@@ -109,6 +113,9 @@ def train(
     ema_stats = EMAStatistics(G_ema, train_set, t.batch_size, t.ema_bn_batches, t.seed, dev)
     outputs = RunOutputs(cfg, info, run_dir, val_set, ema_stats, is_main=world.is_main, evaluator=evaluator,
                          seconds_before=seconds_before)  # rank 0 logs, samples, saves
+
+    if announce is not None and world.is_main:
+        announce(plan_line(cfg, len(train_set), start_step, world.size))
 
     # ---- loop --------------------------------------------------------------------------
     average = LossAverage()
@@ -196,6 +203,19 @@ def train(
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+def plan_line(cfg: Config, num_train: int, start_step: int, processes: int = 1) -> str:
+    """What this launch trains, and the steps of its first sample and first checkpoint."""
+    t, d = cfg.train, cfg.data
+    batch = t.batch_size * t.grad_accum * processes
+    first_sample = next_save_step(t.sample_every, start_step, t.steps)
+    first_ckpt = next_save_step(t.checkpoint_every, start_step, t.steps)
+    span = f"steps {start_step + 1}-{t.steps}" if start_step else f"{t.steps} steps"
+    return (f"  data: {d.dataset}, {num_train} training images at {d.height}x{d.width}; {span} of batch {batch}; "
+            f"first sample at step {first_sample}, first checkpoint at step {first_ckpt} "
+            f"(then every {t.checkpoint_every})")
+
+
 
 def build_data(cfg: Config):
     """Train and val datasets, after a quick check that refuses a broken dataset up front.
