@@ -30,7 +30,7 @@ def label(model):
 
 def test_saved_model_gives_the_same_images_as_the_checkpoint(model, label, tmp_path):
     out = model.save_pretrained(tmp_path / "m")
-    assert sorted(p.name for p in out.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE])
+    assert sorted(p.name for p in out.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE, "README.md"])  # + model card
     from safetensors.torch import load_file
 
     keys = load_file(str(out / WEIGHTS_FILE)).keys()

@@ -123,7 +123,9 @@ def test_cli_prints_the_report_and_refuses_to_overwrite(tmp_path, capsys):
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
     assert meta["config"]["model"]["generator"] == "oa" and meta["config"]["model"]["spade_hidden"] == 128
     assert meta["config"]["model"]["patch_loss"] == "none" and meta["step"] == 0
-    with pytest.raises(DPGANError, match=r"m/config.json already exists \(2 files would be replaced\); pass --overwrite"):
+    card = (tmp_path / "m" / "README.md").read_text()  # the model card names where the weights come from
+    assert "library_name: dpgan" in card and "boschresearch/OASIS" in card and "upstream repository's LICENSE" in card
+    with pytest.raises(DPGANError, match=r"m/config.json already exists \(3 files would be replaced\); pass --overwrite"):
         _cli(args)
     assert _cli([*args, "--overwrite"]) == 0
 

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import DataError, DPGANError
+from dpgan.inference.model_card import Origin, run_folder_of
 from dpgan.inference.pretrained import load_pretrained, save_pretrained
 from dpgan.inference.synthesize import generate, load_generator, mixed_noise, noise_for_seeds
 from dpgan.devices import resolve_device
@@ -38,6 +39,7 @@ class DPGAN:
     def __init__(self, generator: nn.Module, config: Config, info: DatasetInfo, step: int = 0) -> None:
         self.generator = generator.eval().requires_grad_(False)
         self.config, self.info, self.step = config, info, step
+        self.run_dir: Path | None = None  # the run it was loaded from, for the model card's metrics
 
     @property
     def device(self) -> torch.device:
@@ -58,7 +60,9 @@ class DPGAN:
         """The EMA generator of a training run (its latest checkpoint), of one checkpoint
         file, or of a saved-model folder."""
         loaded = load_generator(path, device)
-        return cls(loaded.generator, loaded.config, loaded.info, loaded.step)
+        model = cls(loaded.generator, loaded.config, loaded.info, loaded.step)
+        model.run_dir = run_folder_of(loaded.path)
+        return model
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str = "auto") -> DPGAN:
@@ -67,8 +71,10 @@ class DPGAN:
         return cls(G.to(resolve_device(device)), config, info, step)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write `config.json` and `model.safetensors` (EMA generator, spectral norm baked)."""
-        return save_pretrained(self.generator, self.config, self.info, self.step, directory)
+        """Write `config.json`, `model.safetensors` (EMA generator, spectral norm baked) and a
+        `README.md` model card, all at once (a failure leaves `directory` as it was)."""
+        return save_pretrained(self.generator, self.config, self.info, self.step, directory,
+                               origin=Origin(run_dir=self.run_dir))
 
     # ---- generation --------------------------------------------------------------------------
 

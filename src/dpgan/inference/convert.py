@@ -280,10 +280,11 @@ def convert_checkpoint(
 ) -> tuple[Path, ConversionReport]:
     """Convert a published generator file into a saved-model folder (config.json +
     model.safetensors) that `DPGAN.from_pretrained`, `dpgan synthesize` and `dpgan demo` read."""
+    from dpgan.inference.model_card import CARD_FILE, Origin
     from dpgan.inference.pretrained import CONFIG_FILE, WEIGHTS_FILE, save_pretrained
 
     path, out_dir = Path(path), Path(out_dir)
-    refuse_overwrite([out_dir / n for n in (CONFIG_FILE, WEIGHTS_FILE)], overwrite)
+    refuse_overwrite([out_dir / n for n in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)], overwrite)
     state = load_published(path)
     info, config = dataset_and_config(kind, dataset, num_classes, image_size)
     model = infer_model_config(state, kind, info.num_classes, z_dim, str(path))
@@ -294,5 +295,5 @@ def convert_checkpoint(
     generator = build_generator_from_config(config.model, info.num_classes)
     converted, report = convert_state_dict(state, kind, generator, source=str(path))
     generator.load_state_dict(converted)
-    save_pretrained(generator.eval(), config, info, _step_of(path), out_dir)
+    save_pretrained(generator.eval(), config, info, _step_of(path), out_dir, origin=Origin(converted_from=kind))
     return out_dir, report

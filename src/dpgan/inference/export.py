@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from dpgan.errors import DPGANError, refuse_overwrite
-from dpgan.files import atomic_path
+from dpgan.files import atomic_path, write_text_atomic
+from dpgan.inference.model_card import CARD_FILE, Origin, model_card, public_config, run_folder_of
 from dpgan.inference.pretrained import bake_spectral_norm, save_pretrained
 from dpgan.inference.synthesize import LoadedGenerator
 
@@ -53,6 +54,8 @@ def export(loaded: LoadedGenerator, fmt: str, out_dir: str | Path, *, overwrite:
         raise DPGANError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out_dir = Path(out_dir)
     names = ["config.json", "model.safetensors"] if fmt == "safetensors" else ["config.json", ONNX_FILE]
+    names.append(CARD_FILE)
+    origin = Origin(run_dir=run_folder_of(loaded.path))
     refuse_overwrite([out_dir / n for n in names], overwrite)
     if fmt == "onnx":
         if importlib.util.find_spec("onnx") is None:  # torch's exporter needs it to write the graph
@@ -60,7 +63,7 @@ def export(loaded: LoadedGenerator, fmt: str, out_dir: str | Path, *, overwrite:
                              "(or pip install onnx==1.23.2)")
     G = loaded.generator.cpu()
     if fmt == "safetensors":
-        save_pretrained(G, loaded.config, loaded.info, loaded.step, out_dir)
+        save_pretrained(G, loaded.config, loaded.info, loaded.step, out_dir, origin=origin)
         return [out_dir / n for n in names]
     out_dir.mkdir(parents=True, exist_ok=True)
     export_onnx(G, loaded.info.num_classes, loaded.config.data.height, loaded.config.data.width, out_dir / ONNX_FILE)
@@ -73,9 +76,11 @@ def export(loaded: LoadedGenerator, fmt: str, out_dir: str | Path, *, overwrite:
         "size_multiple": 2 ** (loaded.config.model.num_res_blocks - 1),
         "trained_size": [loaded.config.data.height, loaded.config.data.width],
         "noise": "dpgan draws z for seed s as torch.randn(1, z_dim, generator=torch.Generator().manual_seed(s))",
-        "config": loaded.config.to_dict(), "dataset_info": loaded.info.to_dict(),
+        "config": public_config(loaded.config), "dataset_info": loaded.info.to_dict(),
     }  # fmt: skip
-    (out_dir / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(out_dir / "config.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(out_dir / CARD_FILE, model_card(loaded.config, loaded.info.name, loaded.step, origin=origin,
+                                                      fmt="onnx"))
     return [out_dir / n for n in names]
 
 

@@ -24,6 +24,8 @@ from torch.nn.utils import parametrize
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import CheckpointError
+from dpgan.files import atomic_directory
+from dpgan.inference.model_card import CARD_FILE, Origin, model_card, public_config
 from dpgan.models import build_generator_from_config
 
 FORMAT = "dpgan-pretrained"
@@ -76,17 +78,20 @@ def plain_generator(config: Config, num_classes: int) -> nn.Module:
 
 
 def save_pretrained(generator: nn.Module, config: Config, info: DatasetInfo, step: int,
-                    directory: str | Path) -> Path:
-    """Write the two files; the weights first, so a folder with a config always has weights."""
+                    directory: str | Path, *, origin: Origin | None = None) -> Path:
+    """Write the weights, config.json (without this machine's paths) and a README.md model card.
+    They are written into a new folder beside `directory` and moved in when complete: a failure
+    leaves `directory` as it was. `origin`: the run folder (for its metrics) or the published code."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     state = baked_state_dict(generator)
     meta = {"format": FORMAT, "version": VERSION, "step": int(step),
-            "config": config.to_dict(), "dataset_info": info.to_dict()}
-    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT})
-    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            "config": public_config(config), "dataset_info": info.to_dict()}
+    with atomic_directory(directory, first=(WEIGHTS_FILE, CONFIG_FILE)) as tmp:
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        (tmp / CARD_FILE).write_text(model_card(config, info.name, step, origin=origin))
     return directory
 
 
