@@ -119,3 +119,25 @@ def test_compare_errors_and_command(tmp_path, capsys):
     assert args.func(args) == 0
     assert capsys.readouterr().out.count("| r1 |") == 2
     assert (tmp_path / "t.md").read_text().startswith("| run |")
+
+
+def test_compare_labels_rows_by_run_folder_and_the_settings_that_differ(tmp_path):
+    from dpgan.config import preset
+
+    base = preset("synthetic-streets")
+    configs = {"a": base, "b": base.override(model={"generator": "oa"}, train={"seed": 7})}
+    runs = []
+    for folder, cfg in configs.items():
+        run = tmp_path / folder  # both evaluated under the same config name
+        (run / "eval").mkdir(parents=True)
+        (run / "eval" / "metrics.json").write_text(json.dumps(json_safe(fake_result(name="synthetic-streets"))))
+        (run / "config.json").write_text(cfg.to_json())
+        runs.append(run)
+    _, rows, _ = comparison_rows([load_metrics(r) for r in runs])
+    assert [name for name, _ in rows[:2]] == ["a (model.generator=dp, train.seed=43)",
+                                              "b (model.generator=oa, train.seed=7)"]
+    # folders of the same name in different places are told apart by their paths
+    (tmp_path / "x").mkdir()
+    other = _write_run(tmp_path / "x", "a")
+    labels = [name for name, _ in comparison_rows([load_metrics(runs[0]), load_metrics(other)])[1][:2]]
+    assert labels[0].startswith(str(runs[0])) and labels[1] == str(other)

@@ -31,6 +31,10 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
             if not isinstance(result, dict) or result.get("format") != "dpgan-eval":
                 raise DPGANError(f"{candidate} was not written by `dpgan evaluate`.")
             result["_source"] = str(candidate)
+            # the run folder: RUN for RUN/eval/metrics.json, an eval folder's parent, or the folder given
+            folder = candidate.parent
+            result["_run_folder"] = str(folder.parent if folder.name == "eval" and candidate.name == "metrics.json"
+                                        else folder)
             return result
     raise DPGANError(f"{path}: no metrics.json found (looked for {candidates[0]}); run `dpgan evaluate --run {path}` first.")
 
@@ -40,6 +44,52 @@ def _judged_by(result: dict[str, Any]) -> tuple:
     seg, inc, ref = nets.get("segmenter") or {}, nets.get("inception") or {}, nets.get("reference_segmenter") or {}
     return (seg.get("weights"), inc.get("sha256"), ref.get("weights"), protocol.get("num_images"),
             protocol.get("seed"), tuple(protocol.get("resolution") or ()), result.get("dataset"))
+
+
+MAX_SETTINGS = 4  # differing settings shown in a row's label; more are counted
+
+
+def _settings(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's config.json flattened to section.key -> value; None when the run folder has none."""
+    folder = result.get("_run_folder")
+    if folder is None:
+        return None
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    flat = {}
+    for section, values in config.items():
+        if isinstance(values, dict):
+            flat.update({f"{section}.{k}": v for k, v in values.items()})
+    return flat
+
+
+def row_labels(results: list[dict[str, Any]]) -> list[str]:
+    """Each run's folder (its name where that tells the runs apart, else its path), followed by the
+    settings of its config.json that differ between the compared runs."""
+    folders = [r.get("_run_folder") or str(r.get("run", {}).get("name", "run")) for r in results]
+    names = [Path(f).name or f for f in folders]
+    unique = {n: len({str(Path(f).resolve()) for f, m in zip(folders, names) if m == n}) == 1 for n in names}
+    labels = [n if unique[n] else f for n, f in zip(names, folders)]
+    settings = [_settings(r) for r in results]
+    known = [s for s in settings if s is not None]
+    if len(known) < 2:
+        return labels
+    differ = sorted(k for k in set().union(*known) if len({json.dumps(s.get(k), sort_keys=True) for s in known}) > 1)
+    out = []
+    for label, s in zip(labels, settings):
+        if s is None or not differ:
+            out.append(label)
+            continue
+        shown = [f"{k}={json.dumps(s.get(k)) if not isinstance(s.get(k), str) else s.get(k)}"
+                 for k in differ[:MAX_SETTINGS]]
+        if len(differ) > MAX_SETTINGS:
+            shown.append(f"+{len(differ) - MAX_SETTINGS} more")
+        out.append(f"{label} ({', '.join(shown)})")
+    return out
 
 
 def comparison_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, list[str]]], list[str]]:
@@ -55,13 +105,13 @@ def comparison_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[tupl
         if len(set(values)) > 1:  # nothing to mark when every run scores the same
             best[key] = (min if DIRECTION[key] == "min" else max)(values)
     rows = []
-    for r in results:
+    for r, label in zip(results, row_labels(results)):
         run = r.get("run", {})
         cells = [str(run.get("generator", "?")), str(run.get("discriminator", "?")), str(run.get("step", "?"))]
         for key, _, _, scale, decimals in METRIC_COLUMNS:
             v = r.get("metrics", {}).get(key)
             cells.append(fmt(v, scale, decimals) + ("*" if key in best and v == best[key] else ""))
-        rows.append((str(run.get("name", r.get("_source", "run"))), cells))
+        rows.append((label, cells))
     notes = []
     same_judge = len({_judged_by(r) for r in results}) == 1
     if same_judge:
