@@ -129,6 +129,16 @@ def test_ade20k_pairs_jpg_with_png_and_keeps_ids(tmp_path):
         ade20k.ADE20KDataset(root, "val")
 
 
+def test_ade20k_root_may_be_the_folder_holding_the_release(tmp_path):
+    make_ade(tmp_path / "unpacked" / "ADEChallengeData2016")
+    for root in (tmp_path / "unpacked", tmp_path / "unpacked" / "ADEChallengeData2016"):
+        cfg = DataConfig(dataset="ade20k", root=str(root), height=H, width=W)
+        assert len(find_pairs(cfg, "train").pairs) == 3
+    assert ade20k.outdoor_list_file(tmp_path / "unpacked", "train").parent.name == "ADEChallengeData2016"
+    with pytest.raises(DataError, match="ADEChallengeData2016/images"):  # neither level holds it
+        ade20k.find_pairs(tmp_path, "train")
+
+
 def test_ade20k_preset_crops_286_to_256_in_training_only(tmp_path):
     root = make_ade(tmp_path / "ade")
     cfg = replace(preset("ade20k").data, root=str(root))

@@ -60,10 +60,23 @@ OUTDOOR_RULE: dict = json.loads(
 )
 
 
+RELEASE_FOLDER = "ADEChallengeData2016"
+
+
+def release_root(root: str | Path) -> Path:
+    """The ADEChallengeData2016 folder: `root` itself, or the release folder inside it when `root`
+    is the folder that holds it (where the release zip was unpacked)."""
+    root = Path(root)
+    inner = root / RELEASE_FOLDER
+    if not (root / "images").is_dir() and (inner / "images").is_dir():
+        return inner
+    return root
+
+
 def split_dirs(root: str | Path, split: str) -> tuple[Path, Path]:
     if split not in SPLIT_FOLDERS:
         raise DataError(f"dataset ade20k: unknown split {split!r}; use one of {tuple(SPLIT_FOLDERS)}")
-    root = Path(root)
+    root = release_root(root)
     return root / "images" / SPLIT_FOLDERS[split], root / "annotations" / SPLIT_FOLDERS[split]
 
 
@@ -97,7 +110,7 @@ def is_outdoor(label: np.ndarray, rule: dict = OUTDOOR_RULE) -> bool:
 
 
 def outdoor_list_file(root: str | Path, split: str) -> Path:
-    return Path(root) / f"ade20k_outdoor_{split}.txt"
+    return release_root(root) / f"ade20k_outdoor_{split}.txt"
 
 
 def _names_in_list(path: Path) -> list[str]:

@@ -22,8 +22,8 @@ SPLITS = ("train", "val")
 # What --data-root must point at, per dataset (for the "needs --data-root" error).
 _ROOT_HINTS = {
     "cityscapes": "the folder that holds leftImg8bit/ and gtFine/",
-    "ade20k": "the ADEChallengeData2016 folder (images/, annotations/)",
-    "ade20k-outdoor": "the ADEChallengeData2016 folder (images/, annotations/)",
+    "ade20k": "the ADEChallengeData2016 folder (images/, annotations/) or the folder holding it",
+    "ade20k-outdoor": "the ADEChallengeData2016 folder (images/, annotations/) or the folder holding it",
     "coco-stuff": "the folder that holds images/{train2017,val2017} and annotations/{train2017,val2017}",
     "folder": "a folder with classes.json and train/{images,labels} (and val/...)",
 }
