@@ -463,7 +463,7 @@ def test_sigterm_and_ctrl_c_finish_the_step_checkpoint_and_exit_0(tmp_path, sig,
     name = signal.Signals(sig).name
     assert proc.returncode == 0, err[-2000:]
     assert f"stopped by {name} at step" in out, out
-    step = int(out.split(" at step ")[1].split()[0])
+    step = int(out.split(f"stopped by {name} at step ")[1].split()[0])
     assert 3 <= step < 500
     assert load_checkpoint(run)["step"] == step
     assert json.loads((run / "losses.jsonl").read_text().splitlines()[-1])["step"] == step
