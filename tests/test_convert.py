@@ -125,7 +125,8 @@ def test_cli_prints_the_report_and_refuses_to_overwrite(tmp_path, capsys):
     assert meta["config"]["model"]["patch_loss"] == "none" and meta["step"] == 0
     card = (tmp_path / "m" / "README.md").read_text()  # the model card names where the weights come from
     assert "library_name: dpgan" in card and "boschresearch/OASIS" in card and "upstream repository's LICENSE" in card
-    with pytest.raises(DPGANError, match=r"m/config.json already exists \(3 files would be replaced\); pass --overwrite"):
+    refused = r"m/config.json already exists \(3 files would be replaced\); pass --overwrite"
+    with pytest.raises(DPGANError, match=refused):
         _cli(args)
     assert _cli([*args, "--overwrite"]) == 0
 

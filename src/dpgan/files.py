@@ -79,7 +79,8 @@ def atomic_directory(path: str | Path, *, first: tuple[str, ...] = ()) -> Iterat
             continue
     try:
         yield tmp
-        files = sorted(tmp.iterdir(), key=lambda f: (f.name not in first, first.index(f.name) if f.name in first else 0))
+        rank = {name: i for i, name in enumerate(first)}
+        files = sorted(tmp.iterdir(), key=lambda f: rank.get(f.name, len(first)))
         for f in files:
             follow_umask(f)
             with open(f, "rb+") as handle:
