@@ -129,3 +129,12 @@ def test_segmentation_diagnostics_tell_a_segmenting_d_from_a_guessing_one():
     assert torch.isclose(g["train/d_real_ce"], torch.tensor(math.log(5.0)))
     assert p["train/d_real_ce"] < 1e-6 and p["train/d_real_acc"] == 1.0
     assert not g["train/d_real_ce"].requires_grad
+
+
+def test_segmentation_accuracy_leaves_the_fake_class_out():
+    label_map = torch.randint(0, 4, (2, 8, 8))
+    segments_but_says_fake = F.one_hot(label_map + 1, 5).permute(0, 3, 1, 2).float() * 2.0
+    segments_but_says_fake[:, 0] = 5.0  # the fake channel wins the (N+1)-way argmax everywhere
+    d = losses.segmentation_diagnostics(segments_but_says_fake, label_map)
+    assert d["train/d_real_acc"] == 1.0
+    assert d["train/d_real_ce"] > 1.0

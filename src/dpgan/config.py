@@ -19,6 +19,7 @@ D_ARCHS = ("unet", "multiscale-patch")
 SYNC_BATCHNORM = ("generator", "all", "none")
 NONFINITE_POLICIES = ("rollback", "stop", "skip")
 PRECISIONS = ("fp32", "bf16")
+INIT_SCHEMES = ("published", "sn-default")  # model.init: dpgan/models/init.py
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class ModelConfig:
     spectral_norm: bool = True
     pyramid_width: int = 64  # dual pyramid levels; SPADE in DP blocks sees 2 x this
     spade_hidden: int = 128  # OASIS generator SPADE hidden width
+    # initialisation (models/init.py): "published" reaches the spectral-normed convs as the published
+    # code does; "sn-default" leaves them at PyTorch's default (the CPU preset; docs/training-dynamics.md)
+    init: str = "published"
     # Scale-enhancement discriminator: patch heads + hinge loss on these D features ...
     patch_loss: str = "enc"
     # ... and the feature-matching loss on these D features. Both "none" = OASIS discriminator.
@@ -189,6 +193,8 @@ def validate(cfg: Config) -> None:
             raise DPGANError(f"model.{name} must be one of {FEATURE_TAPS}, not {getattr(m, name)!r}")
     if m.d_arch not in D_ARCHS:
         raise DPGANError(f"model.d_arch must be one of {D_ARCHS}, not {m.d_arch!r}")
+    if m.init not in INIT_SCHEMES:
+        raise DPGANError(f"model.init must be one of {INIT_SCHEMES}, not {m.init!r}")
     if m.d_arch == "multiscale-patch" and (m.patch_loss != "none" or m.feature_loss != "none"):
         raise DPGANError("model.patch_loss and model.feature_loss act on the U-Net discriminator's features; "
                          "set both to 'none' with model.d_arch 'multiscale-patch'")
@@ -234,7 +240,7 @@ def _synthetic_cpu() -> Config:
     return Config(
         name="synthetic-streets",
         data=DataConfig(),
-        model=ModelConfig(g_width=8, d_width=8, z_dim=32, pyramid_width=16, spade_hidden=32),
+        model=ModelConfig(g_width=8, d_width=8, z_dim=32, pyramid_width=16, spade_hidden=32, init="sn-default"),
         loss=LossConfig(lambda_labelmix=5.0),
         # lr 5e-4 rather than the published 2e-4: at this width and step budget, 2e-4 (or TTUR 1e-4/4e-4)
         # leaves G ignoring the label map (row-only bands at step 800); 5e-4 shows the layout by step 300

@@ -64,7 +64,8 @@ def segmentation_diagnostics(logits: Tensor, label_map: Tensor) -> dict[str, Ten
     target = label_map + 1
     return {
         "train/d_real_ce": F.cross_entropy(logits.float(), target),
-        "train/d_real_acc": (logits.argmax(1) == target).float().mean(),
+        # among the N semantic channels: D can segment well while still unsure real from fake
+        "train/d_real_acc": (logits[:, FAKE_CLASS + 1:].argmax(1) == label_map).float().mean(),
     }
 
 

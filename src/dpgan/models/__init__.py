@@ -19,14 +19,14 @@ __all__ = [
 ]
 
 
-def build_generator(options: GeneratorOptions, num_classes: int) -> ConditionalGenerator:
-    """The generator `options.kind` names, initialised as published (init.py)."""
+def build_generator(options: GeneratorOptions, num_classes: int, *, init: str = "published") -> ConditionalGenerator:
+    """The generator `options.kind` names, initialised by the `init` scheme (init.py)."""
     g: ConditionalGenerator
     if options.kind == "dp":
         g = DualPyramidGenerator(num_classes, options)
     else:
         g = OASISGenerator(num_classes, options)
-    return init_weights(g)
+    return init_weights(g, init)
 
 
 def build_discriminator(
@@ -37,15 +37,16 @@ def build_discriminator(
     patch_heads: str = "enc",
     spectral_norm: bool = True,
     fused_resampling: bool = False,
+    init: str = "published",
 ) -> UNetDiscriminator:
     d = UNetDiscriminator(num_classes, width=width, num_res_blocks=num_res_blocks, patch_heads=patch_heads,
                           spectral_norm=spectral_norm, fused_resampling=fused_resampling)
-    return init_weights(d)
+    return init_weights(d, init)
 
 
 def build_generator_from_config(model_cfg, num_classes: int) -> ConditionalGenerator:
     """G of a `dpgan.config.ModelConfig` (for synthesis, where no discriminator is needed)."""
-    return build_generator(GeneratorOptions.from_model_config(model_cfg), num_classes)
+    return build_generator(GeneratorOptions.from_model_config(model_cfg), num_classes, init=model_cfg.init)
 
 
 def build_models_from_config(
@@ -58,11 +59,11 @@ def build_models_from_config(
     g = build_generator_from_config(m, num_classes)
     if m.d_arch == "multiscale-patch":
         d: nn.Module = init_weights(
-            MultiscalePatchDiscriminator(num_classes, width=m.d_width, spectral_norm=m.spectral_norm))
+            MultiscalePatchDiscriminator(num_classes, width=m.d_width, spectral_norm=m.spectral_norm), m.init)
     else:
         d = build_discriminator(num_classes, width=m.d_width, num_res_blocks=m.num_res_blocks,
                                 patch_heads=m.patch_loss, spectral_norm=m.spectral_norm,
-                                fused_resampling=fused_resampling)
+                                fused_resampling=fused_resampling, init=m.init)
     return g, d
 
 

@@ -9,7 +9,7 @@ of a step are in steps.py, the training state in state.py, what a run writes in 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -86,7 +86,9 @@ def train(
     if resume and list_checkpoints(run_dir):
         ck = load_checkpoint(run_dir, map_location=dev)
         saved = Config.from_json(ck["config"])
-        if saved.model != cfg.model or saved.data.dataset != cfg.data.dataset:
+        # the initialisation scheme is spent once the weights are loaded (and runs written before
+        # model.init existed read back as "published")
+        if replace(saved.model, init=cfg.model.init) != cfg.model or saved.data.dataset != cfg.data.dataset:
             raise CheckpointError(
                 f"{ck['path']}: was trained with a different model or dataset than the one asked for now"
             )
