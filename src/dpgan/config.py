@@ -53,8 +53,9 @@ class ModelConfig:
     pyramid_width: int = 64  # dual pyramid levels; SPADE in DP blocks sees 2 x this
     spade_hidden: int = 128  # OASIS generator SPADE hidden width
     # initialisation (models/init.py): "published" reaches the spectral-normed convs as the published
-    # code does; "sn-default" leaves them at PyTorch's default (the CPU preset; docs/training-dynamics.md)
-    init: str = "published"
+    # code does (the paper presets); "sn-default" leaves them at PyTorch's default (the CPU preset, and
+    # every run written before this field existed; docs/training-dynamics.md)
+    init: str = "sn-default"
     # Scale-enhancement discriminator: patch heads + hinge loss on these D features ...
     patch_loss: str = "enc"
     # ... and the feature-matching loss on these D features. Both "none" = OASIS discriminator.
@@ -244,8 +245,10 @@ def _synthetic_cpu() -> Config:
         loss=LossConfig(lambda_labelmix=5.0),
         # lr 5e-4 rather than the published 2e-4: at this width and step budget, 2e-4 (or TTUR 1e-4/4e-4)
         # leaves G ignoring the label map (row-only bands at step 800); 5e-4 shows the layout by step 300
-        # channels_last: 0.405 s vs 0.470 s per iteration here on 2 CPU cores (benchmarks/RESULTS.md)
-        train=TrainConfig(steps=1000, batch_size=8, lr_g=5e-4, lr_d=5e-4, sample_every=250, checkpoint_every=250,
+        # channels_last: faster per iteration on CPU (benchmarks/RESULTS.md). Class balancing stays on: off,
+        # D segments sooner but G is worse at step 1000 (docs/training-dynamics.md). A checkpoint every
+        # 100 steps: the first comes at 10% of the run, so synthesize/evaluate/demo work early.
+        train=TrainConfig(steps=1000, batch_size=8, lr_g=5e-4, lr_d=5e-4, sample_every=250, checkpoint_every=100,
                           channels_last=True),
     )
 
@@ -255,7 +258,7 @@ def _cityscapes() -> Config:
     return Config(
         name="cityscapes",
         data=DataConfig(dataset="cityscapes", height=256, width=512, num_workers=8),
-        model=ModelConfig(),
+        model=ModelConfig(init="published"),
         loss=LossConfig(lambda_labelmix=5.0),
         train=TrainConfig(
             steps=119_000, batch_size=5, lr_g=2e-4, lr_d=2e-4, ema_decay=0.999,
@@ -270,7 +273,7 @@ def _ade20k(name: str = "ade20k", num_train_images: int = 20_210) -> Config:
         name=name,
         data=DataConfig(dataset=name, height=256, width=256, load_height=286, load_width=286,
                         num_workers=8),
-        model=ModelConfig(),
+        model=ModelConfig(init="published"),
         loss=LossConfig(lambda_labelmix=10.0),
         train=TrainConfig(
             steps=steps, batch_size=5, lr_g=4e-4, lr_d=4e-4, ema_decay=0.9999,

@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a label PNG), pick a seed, generate, resample a painted region with new noise and download "
         "the image. Listens on 127.0.0.1 only unless --host says otherwise.",
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="a run folder (latest checkpoint), a .pt file or a saved-model folder (dpgan export)")
+    p.add_argument("--checkpoint", "--model", dest="checkpoint", type=Path, default=Path("synthetic-streets"),
+                   help="a run folder (latest checkpoint), a .pt file, a saved-model folder (dpgan export) "
+                   "or a built-in model (default: synthetic-streets, which ships with dpgan)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default 8000)")

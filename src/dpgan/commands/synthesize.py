@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Writes OUT/<label stem>_seed<S>.png for S = seed .. seed + num_samples - 1. "
         "Label PNGs hold class ids (greyscale or palette) or the dataset's colours (RGB).",
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="a run folder (latest checkpoint), a .pt file or a saved-model folder (dpgan export)")
+    p.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, type=Path,
+                   help="a run folder (latest checkpoint), a .pt file, a saved-model folder (dpgan export) "
+                   "or a built-in model: synthetic-streets")
     p.add_argument("--labels", required=True, type=Path, help="a label PNG or a folder of them")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--num-samples", type=int, default=1, help="images per label map (different noise)")

@@ -66,7 +66,8 @@ class DPGAN:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str = "auto") -> DPGAN:
-        """A folder written by `save_pretrained` (or `dpgan export --format safetensors`)."""
+        """A folder written by `save_pretrained` (or `dpgan export --format safetensors`), or a
+        built-in model's name: `DPGAN.from_pretrained("synthetic-streets")`."""
         G, config, info, step = load_pretrained(directory)
         return cls(G.to(resolve_device(device)), config, info, step)
 

@@ -34,6 +34,20 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
+# Saved models that ship inside the package: `--model NAME`, `DPGAN.from_pretrained(NAME)`.
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+BUILTIN_MODELS = ("synthetic-streets",)
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """A built-in model's folder for its name (unless a file or folder of that name exists
+    here, which wins), else the path itself."""
+    path = Path(name_or_path)
+    if str(name_or_path) in BUILTIN_MODELS and not path.exists():
+        return BUILTIN_DIR / str(name_or_path)
+    return path
+
+
 def is_pretrained_dir(path: str | Path) -> bool:
     """A saved-model folder holds model.safetensors (a run folder holds checkpoints/)."""
     return Path(path).is_dir() and (Path(path) / WEIGHTS_FILE).exists()
@@ -101,7 +115,7 @@ def load_pretrained(directory: str | Path) -> tuple[nn.Module, Config, DatasetIn
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    directory = Path(directory)
+    directory = resolve_model(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     for path in (config_path, weights_path):
         if not path.is_file():

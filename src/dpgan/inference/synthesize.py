@@ -37,11 +37,13 @@ class LoadedGenerator:
 
 
 def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
-    """The EMA generator of a run folder (its latest checkpoint), of one checkpoint file, or
-    of a saved-model folder (config.json + model.safetensors, see dpgan.inference.pretrained)."""
-    from dpgan.inference.pretrained import bake_spectral_norm, is_pretrained_dir, load_pretrained
+    """The EMA generator of a run folder (its latest checkpoint), of one checkpoint file, of a
+    saved-model folder (config.json + model.safetensors, see dpgan.inference.pretrained) or of
+    a built-in model by name ("synthetic-streets")."""
+    from dpgan.inference.pretrained import bake_spectral_norm, is_pretrained_dir, load_pretrained, resolve_model
 
     dev = resolve_device(device)
+    checkpoint = resolve_model(checkpoint)
     if is_pretrained_dir(checkpoint):
         G, cfg, info, step = load_pretrained(checkpoint)
         return LoadedGenerator(G.to(dev), cfg, info, step, str(checkpoint))

@@ -86,8 +86,8 @@ def train(
     if resume and list_checkpoints(run_dir):
         ck = load_checkpoint(run_dir, map_location=dev)
         saved = Config.from_json(ck["config"])
-        # the initialisation scheme is spent once the weights are loaded (and runs written before
-        # model.init existed read back as "published")
+        # the initialisation scheme is spent once the weights are loaded: a run written before
+        # model.init existed (read back as "sn-default") resumes under a preset that says "published"
         if replace(saved.model, init=cfg.model.init) != cfg.model or saved.data.dataset != cfg.data.dataset:
             raise CheckpointError(
                 f"{ck['path']}: was trained with a different model or dataset than the one asked for now"
