@@ -247,8 +247,8 @@ def _synthetic_cpu() -> Config:
         # leaves G ignoring the label map (row-only bands at step 800); 5e-4 shows the layout by step 300
         # channels_last: faster per iteration on CPU (benchmarks/RESULTS.md). Class balancing stays on: off,
         # D segments sooner but G is worse at step 1000 (docs/training-dynamics.md). A checkpoint every
-        # 100 steps: the first comes at 10% of the run, so synthesize/evaluate/demo work early.
-        train=TrainConfig(steps=1000, batch_size=8, lr_g=5e-4, lr_d=5e-4, sample_every=250, checkpoint_every=100,
+        # 100 steps (and a sample grid): the first at 10% of the run, so synthesize/evaluate/demo work early.
+        train=TrainConfig(steps=1000, batch_size=8, lr_g=5e-4, lr_d=5e-4, sample_every=100, checkpoint_every=100,
                           channels_last=True),
     )
 
