@@ -14,14 +14,14 @@ from pathlib import Path
 
 import torch
 
-from dpgan.checkpoint import list_checkpoints, load_checkpoint, next_save_step, set_rng_state
+from dpgan.checkpoint import list_checkpoints, load_latest_checkpoint, next_save_step, set_rng_state
 from dpgan.config import Config
 from dpgan.devices import resolve_device
 from dpgan.errors import CheckpointError, DPGANError
 from dpgan.files import write_text_atomic
 from dpgan.models import build_models_from_config
 from dpgan.tensors import one_hot
-from dpgan.training import distributed, global_batch, preflight, resilience, speed
+from dpgan.training import distributed, global_batch, preflight, resilience, runlock, speed
 from dpgan.training.ema import ema_update, make_ema
 from dpgan.training.outputs import EMAStatistics, LossAverage, RunOutputs
 from dpgan.training.sampling import StepBatchSampler
@@ -53,10 +53,18 @@ def train(
     `stop`: installed signal handlers (the CLI's); without one the run stops only on bad data.
     `announce`: called once on rank 0 with a line saying what will be trained and when the first
     sample and checkpoint come (the CLI prints it)."""
-    from tqdm import tqdm
-
     run_dir = Path(run_dir)
     world = world or distributed.World.single(resolve_device(device))
+    # one trainer per run folder (rank 0 holds RUN/.lock; a second trainer is refused before it
+    # reads or writes anything in the folder; the kernel releases the lock however this exits)
+    with runlock.hold(run_dir, world):
+        return _train(cfg, run_dir, resume=resume, progress=progress, world=world, stop=stop, announce=announce)
+
+
+def _train(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, world: distributed.World,
+           stop: resilience.GracefulStop | None, announce: Callable[[str], None] | None) -> TrainResult:
+    from tqdm import tqdm
+
     dev = world.device
     stop = stop or resilience.GracefulStop()
     t = cfg.train
@@ -84,7 +92,8 @@ def train(
 
     # ---- resume ------------------------------------------------------------------------
     if resume and list_checkpoints(run_dir):
-        ck = load_checkpoint(run_dir, map_location=dev)
+        # the newest checkpoint that loads: an empty or truncated latest one is skipped, saying so
+        ck = load_latest_checkpoint(run_dir, map_location=dev, report=print if world.is_main else None)
         saved = Config.from_json(ck["config"])
         # the initialisation scheme is spent once the weights are loaded: a run written before
         # model.init existed (read back as "sn-default") resumes under a preset that says "published"
