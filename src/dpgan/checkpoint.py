@@ -115,14 +115,63 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         path = found[-1]
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint file does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: not a loadable dpgan checkpoint (the file is empty)")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt, truncated, or a pickle that wants to run code
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a loadable dpgan checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: not a loadable dpgan checkpoint ({_load_failure(exc)})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a dpgan checkpoint (no '{FORMAT}' marker)")
     if obj.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {obj.get('version')} is not supported (expected {VERSION})")
     obj["path"] = str(path)
     return obj
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why torch.load refused a file, in our words: torch's weights-only refusal advises
+    retrying with weights_only=False, which would run whatever code the file holds."""
+    text = str(exc).strip()
+    if "weights only load failed" in text.lower() or "weights_only" in text:
+        return ("it holds Python objects other than tensors and plain values, which dpgan never unpickles "
+                "because unpickling them could run code")
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]
+
+
+def load_latest_checkpoint(run_dir: str | Path, map_location: str | torch.device = "cpu",
+                           report=None) -> dict[str, Any]:
+    """The newest checkpoint of a run that loads. A newer one that does not (empty, truncated,
+    corrupt) is skipped, and `report` (e.g. print) is told which file and why, one line each."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(f"{run_dir}: no checkpoint found (expected {checkpoint_dir(run_dir)}/step_*.pt)")
+    reasons = []
+    for path in reversed(found):
+        try:
+            return load_checkpoint(path, map_location=map_location)
+        except CheckpointError as exc:
+            reasons.append(str(exc))
+            if report is not None:
+                report(f"skipped {exc}; trying an older checkpoint")
+    raise CheckpointError(f"{run_dir}: none of its {len(found)} checkpoints loads (latest: {reasons[0]})")
+
+
+def check_checkpoints(run_dir: str | Path) -> list[tuple[Path, int | None, str | None]]:
+    """Every checkpoint of a run (step_*.pt oldest first, then best.pt if present), loaded as
+    resume loads them: (path, its step, None) or (path, None, why it does not load)."""
+    paths = list_checkpoints(run_dir)
+    best = checkpoint_dir(run_dir) / "best.pt"
+    if best.is_file():
+        paths.append(best)
+    results = []
+    for path in paths:
+        try:
+            ck = load_checkpoint(path)
+            results.append((path, int(ck["step"]), None))
+        except CheckpointError as exc:
+            results.append((path, None, str(exc).removeprefix(f"{path}: ")))
+        except (KeyError, TypeError, ValueError):
+            results.append((path, None, "the checkpoint has no valid step"))
+    return results

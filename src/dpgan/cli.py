@@ -9,6 +9,7 @@ from dpgan.errors import DPGANError
 
 from dpgan.commands import (
     check_data,
+    check_run,
     convert,
     demo,
     evaluate,
@@ -22,8 +23,8 @@ from dpgan.commands import (
 )
 
 # Modules that expose `register(subparsers)`, in the order `dpgan --help` lists them.
-COMMAND_MODULES = (train, synthesize, presets, make_synthetic, check_data, fid, evaluate, demo, export, study,
-                   convert)
+COMMAND_MODULES = (train, synthesize, presets, make_synthetic, check_data, check_run, fid, evaluate, demo, export,
+                   study, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

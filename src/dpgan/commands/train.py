@@ -121,7 +121,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
     """The config of this launch: saved one when resuming, else preset/config file, plus flags."""
-    from dpgan.checkpoint import list_checkpoints, load_checkpoint
+    from dpgan.checkpoint import list_checkpoints, load_latest_checkpoint
 
     if args.config is not None:
         if not args.config.is_file():
@@ -138,7 +138,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
         if not has_checkpoints:
             raise DPGANError(f"--resume: {run_dir} holds no checkpoint to resume from")
         base = Config.from_json(saved.read_text()) if saved.is_file() else Config.from_json(
-            load_checkpoint(run_dir)["config"])  # config.json lost: the checkpoint holds the config too
+            load_latest_checkpoint(run_dir)["config"])  # config.json lost: the checkpoint holds the config too
     elif has_checkpoints:
         raise DPGANError(
             f"{run_dir} already holds a run; pass --resume to continue it or --run-dir to start a new one"
