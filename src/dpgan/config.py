@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
+import re
+import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -149,43 +153,230 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
-        sections = {f.name: f.type for f in fields(cls)}
+        """From parsed JSON (a config.json, a checkpoint's or a saved model's config): every value
+        is checked against its field's type and range (`coerce`); anything else is a DPGANError."""
+        if not isinstance(d, dict):
+            raise DPGANError(f"a config must be a JSON object of sections, not {_kind(d)}")
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
-            if key not in sections:
-                raise DPGANError(f"unknown config section {key!r}")
             if key == "name":
-                kwargs[key] = str(value)
+                kwargs[key] = coerce_name(value)
                 continue
-            section_cls = _SECTION_CLASSES[key]
-            known = {f.name for f in fields(section_cls)}
-            unknown = set(value) - known
-            if unknown:
-                raise DPGANError(f"unknown option(s) in config section {key!r}: {sorted(unknown)}")
-            kwargs[key] = section_cls(**value)
+            if key not in _SECTION_CLASSES:
+                raise DPGANError(f"unknown config section {str(key)[:80]!r}; the sections are "
+                                 f"{['name', *_SECTION_CLASSES]}")
+            kwargs[key] = _SECTION_CLASSES[key](**_coerce_section(key, value))
         return cls(**kwargs)
 
     @classmethod
     def from_json(cls, text: str) -> Config:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # bad JSON, absurd nesting or numbers
+            raise DPGANError(f"the config is not valid JSON ({str(exc).splitlines()[0][:200]})") from None
+        return cls.from_dict(data)
 
     def override(self, **sections: dict[str, Any]) -> Config:
         """Return a copy with some fields of some sections replaced: `cfg.override(train={"steps": 10})`."""
         new = {}
         for key, changes in sections.items():
-            section = getattr(self, key)
-            known = {f.name for f in fields(section)}
-            unknown = set(changes) - known
-            if unknown:
-                raise DPGANError(f"unknown option(s) for {key}: {sorted(unknown)}")
-            new[key] = replace(section, **changes)
+            if key not in _SECTION_CLASSES:
+                raise DPGANError(f"unknown config section {str(key)[:80]!r}; the sections are {list(_SECTION_CLASSES)}")
+            new[key] = replace(getattr(self, key), **_coerce_section(key, changes))
         return replace(self, **new)
 
 
 _SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
 
 
+# --- typed fields ---------------------------------------------------------------------------
+# Every value that reaches a Config from outside (--set, --config FILE, a run's or a saved model's
+# config.json, the API's override) goes through `coerce`: the field's type, then its range. The
+# upper limits protect memory and time from a typo (a width of 10^6 would allocate terabytes).
+MAX_WIDTH = 1024  # model.g_width, d_width, pyramid_width, spade_hidden, z_dim
+MAX_RES_BLOCKS = 8
+MAX_SIDE = 4096  # data.height, width, load_height, load_width
+MAX_BATCH = 1024  # train.batch_size, grad_accum
+MAX_SEED = 2**31 - 1
+MAX_STRING = 4096
+
+# (section.field) -> inclusive (low, high) for ints
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "data.height": (1, MAX_SIDE), "data.width": (1, MAX_SIDE),
+    "data.load_height": (1, MAX_SIDE), "data.load_width": (1, MAX_SIDE),
+    "data.num_train": (1, 10_000_000), "data.num_val": (1, 10_000_000),
+    "data.synthetic_seed": (0, MAX_SEED), "data.num_workers": (0, 256),
+    "model.g_width": (1, MAX_WIDTH), "model.d_width": (1, MAX_WIDTH), "model.pyramid_width": (1, MAX_WIDTH),
+    "model.spade_hidden": (1, MAX_WIDTH), "model.z_dim": (0, MAX_WIDTH), "model.num_res_blocks": (1, MAX_RES_BLOCKS),
+    "train.steps": (0, 10**9), "train.batch_size": (1, MAX_BATCH), "train.grad_accum": (1, MAX_BATCH),
+    "train.ema_bn_batches": (0, 100_000), "train.seed": (0, MAX_SEED),
+    "train.log_every": (1, 10**9), "train.sample_every": (1, 10**9), "train.checkpoint_every": (1, 10**9),
+    "train.keep_checkpoints": (0, 10**6), "train.max_nonfinite": (1, 10**9), "train.nonfinite_window": (1, 10**9),
+    "train.max_rollbacks": (0, 10**6), "train.eval_every": (0, 10**9), "train.eval_images": (1, 1_000_000),
+}
+# (section.field) -> (low, high, low included, high included) for floats; all must be finite
+FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "train.lr_g": (0.0, math.inf, False, False), "train.lr_d": (0.0, math.inf, False, False),
+    "train.beta1": (0.0, 1.0, True, False), "train.beta2": (0.0, 1.0, True, False),
+    "train.ema_decay": (0.0, 1.0, True, False), "train.rollback_lr_factor": (0.0, 1.0, False, True),
+}
+_DEFAULT_FLOAT = (0.0, math.inf, True, False)  # loss weights: finite and >= 0
+_INT_TEXT = re.compile(r"^[+-]?\d{1,30}$")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True)
+class _FieldType:
+    base: type  # bool, int, float or str
+    optional: bool
+
+
+def _field_types(cls: type) -> dict[str, _FieldType]:
+    out = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = bool(typing.get_args(hint)) and len(args) < len(typing.get_args(hint))
+        out[name] = _FieldType(args[0] if optional else hint, optional)
+    return out
+
+
+def _allowed(key: str, ft: _FieldType) -> str:
+    if ft.base is bool:
+        text = "true or false"
+    elif ft.base is int:
+        lo, hi = INT_RANGES.get(key, (-(2**63), 2**63 - 1))
+        text = f"an integer from {lo} to {hi}"
+    elif ft.base is float:
+        lo, hi, lo_in, hi_in = FLOAT_RANGES.get(key, _DEFAULT_FLOAT)
+        text = f"a finite number in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+    else:
+        text = f"a string (at most {MAX_STRING} characters)"
+    return text + (", or null" if ft.optional else "")
+
+
+def _from_text(raw: str, ft: _FieldType) -> Any:
+    """A --set value (always text) as the field's type would have it in JSON."""
+    if ft.optional and raw.strip().lower() in ("null", "none"):
+        return None
+    if ft.base is str:
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':  # a JSON string, quotes and all
+            try:
+                return json.loads(raw)
+            except ValueError:
+                return raw
+        return raw
+    if ft.base is int and _INT_TEXT.match(raw.strip()):
+        return int(raw)
+    if ft.base is float:
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    return raw  # bool text is read by coerce; anything else is refused there, showing what was given
+
+
+def coerce(section: str, name: str, value: Any, *, text: bool = False) -> Any:
+    """`value` for field `section.name` as that field's type, within its range, or a DPGANError
+    that names the field, the value and what is allowed. `text`: value is a --set string
+    (`--set loss.labelmix=False`), read by the field's type: true/false in any case for booleans,
+    decimal digits for integers, a number for floats, the text itself for strings, null (or none)
+    for optional fields. From JSON: booleans are true/false (also as strings, any case) only,
+    integers refuse floats and booleans, floats accept integers, strings refuse anything else."""
+    if section not in _SECTION_CLASSES:
+        raise DPGANError(f"unknown config section {str(section)[:80]!r}; the sections are {list(_SECTION_CLASSES)}")
+    types = _FIELD_TYPES[section]
+    if name not in types:
+        raise DPGANError(f"unknown option {section}.{str(name)[:80]}; the options of {section} are {sorted(types)}")
+    key, ft = f"{section}.{name}", types[name]
+    given = value
+    if text and isinstance(value, str):
+        value = _from_text(value, ft)
+    ok, out = _typed(key, ft, value)
+    if not ok:
+        raise DPGANError(f"{key}={_show(given)} is not allowed: {key} is {_allowed(key, ft)}")
+    return out
+
+
+def _typed(key: str, ft: _FieldType, value: Any) -> tuple[bool, Any]:
+    if value is None:
+        return ft.optional, None
+    if ft.base is bool:
+        if isinstance(value, bool):
+            return True, value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return True, value.strip().lower() == "true"
+        return False, None
+    if ft.base is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            return False, None
+        lo, hi = INT_RANGES.get(key, (-(2**63), 2**63 - 1))
+        return lo <= int(value) <= hi, int(value)
+    if ft.base is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False, None
+        try:
+            v = float(value)
+        except OverflowError:  # an integer too large for a float
+            return False, None
+        lo, hi, lo_in, hi_in = FLOAT_RANGES.get(key, _DEFAULT_FLOAT)
+        inside = (v >= lo if lo_in else v > lo) and (v <= hi if hi_in else v < hi)
+        return math.isfinite(v) and inside, v
+    return isinstance(value, str) and len(value) <= MAX_STRING, value
+
+
+def coerce_name(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_STRING:
+        raise DPGANError(f"name={_show(value)} is not allowed: name is a non-empty string")
+    return value
+
+
+def _coerce_section(section: str, values: Any, *, text: bool = False) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise DPGANError(f"config section {section!r} must be an object of options, not {_kind(values)}")
+    return {name: coerce(section, name, value, text=text) for name, value in values.items()}
+
+
+def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
+    """`--set SECTION.FIELD=VALUE` items as typed overrides (see `coerce`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise DPGANError(f"--set {_show(item)}: expected SECTION.FIELD=VALUE, e.g. train.steps=100")
+        out.setdefault(section, {})[name] = coerce(section, name, raw, text=True)
+    return out
+
+
+_FIELD_TYPES = {section: _field_types(cls) for section, cls in _SECTION_CLASSES.items()}
+
+
+def _check_fields(cfg: Config) -> None:
+    """The type and range of every field (also for a Config built in code); values are stored
+    in their field's type (an int given for a float field becomes that float)."""
+    coerce_name(cfg.name)
+    for section, cls in _SECTION_CLASSES.items():
+        part = getattr(cfg, section)
+        if not isinstance(part, cls):
+            raise DPGANError(f"config section {section!r} must be a {cls.__name__}, not {_kind(part)}")
+        for name in _FIELD_TYPES[section]:
+            value = getattr(part, name)
+            typed = coerce(section, name, value)
+            if typed is not value and type(typed) is not type(value):
+                object.__setattr__(part, name, typed)
+
+
 def validate(cfg: Config) -> None:
+    _check_fields(cfg)
     m, t = cfg.model, cfg.train
     if m.generator not in ("oa", "dp"):
         raise DPGANError(f"model.generator must be 'oa' or 'dp', not {m.generator!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dpgan.commands import add_device_arg, folder_dataset_if_described
-from dpgan.config import ABLATIONS, PRESETS, Config, preset
+from dpgan.config import ABLATIONS, PRESETS, Config, parse_set, preset
 from dpgan.errors import DPGANError
 
 # CLI flag -> (config section, field)
@@ -89,21 +88,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     add_device_arg(p)
     p.set_defaults(func=run)
-
-
-def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        section, dot, field = key.partition(".")
-        if not sep or not dot:
-            raise DPGANError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.steps=100")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(section, {})[field] = value
-    return out
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:

@@ -115,8 +115,8 @@ def read_classes(root: str | Path) -> DatasetInfo:
         d["colors"] = [list(c) for c in default_palette(len(d["class_names"]))]
     try:
         return DatasetInfo.from_dict(d)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: invalid classes file ({exc})") from None
+    except (KeyError, TypeError, ValueError, DataError) as exc:
+        raise DataError(f"{path}: invalid classes file ({str(exc).removeprefix('dataset description: ')})") from None
 
 
 def split_dirs(root: str | Path, split: str) -> tuple[Path, Path] | None:

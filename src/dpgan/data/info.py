@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 Color = tuple[int, int, int]
+MAX_CLASSES = 4096  # label channels a saved description may declare (COCO-Stuff has 183)
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,39 @@ class DatasetInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DatasetInfo:
-        return cls(
-            name=str(d["name"]),
-            class_names=tuple(str(n) for n in d["class_names"]),
-            colors=tuple(tuple(int(v) for v in c) for c in d["colors"]),  # type: ignore[misc]
-            ignore_index=None if d.get("ignore_index") is None else int(d["ignore_index"]),
-            small_object_classes=tuple(int(c) for c in d.get("small_object_classes", ())),
-        )
+        """From parsed JSON; anything malformed (wrong types, more than MAX_CLASSES classes,
+        colours that are not three 0..255 values) is a DataError."""
+        from dpgan.errors import DataError
+
+        def ints(values: Any, what: str) -> tuple[int, ...]:
+            if not isinstance(values, (list, tuple)) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise DataError(f"dataset description: {what} must be a list of integers")
+            return tuple(values)
+
+        if not isinstance(d, dict):
+            raise DataError("dataset description must be a JSON object")
+        names, colors = d.get("class_names"), d.get("colors")
+        if not isinstance(d.get("name"), str):
+            raise DataError("dataset description: \"name\" must be a string")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise DataError("dataset description: \"class_names\" must be a list of strings")
+        if not 1 <= len(names) <= MAX_CLASSES:
+            raise DataError(f"dataset description: {len(names)} classes; 1 to {MAX_CLASSES} are allowed")
+        if not isinstance(colors, list):
+            raise DataError("dataset description: \"colors\" must be a list of [r, g, b]")
+        rgb = tuple(ints(c, "each colour") for c in colors)
+        if any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in rgb):
+            raise DataError("dataset description: each colour must be three integers from 0 to 255")
+        ignore = d.get("ignore_index")
+        try:
+            return cls(
+                name=d["name"], class_names=tuple(names), colors=rgb,  # type: ignore[arg-type]
+                ignore_index=None if ignore is None else ints([ignore], "ignore_index")[0],
+                small_object_classes=ints(d.get("small_object_classes", []), "small_object_classes"),
+            )
+        except ValueError as exc:
+            raise DataError(f"dataset description: {exc}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -23,7 +23,7 @@ from torch.nn.utils import parametrize
 
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
-from dpgan.errors import CheckpointError
+from dpgan.errors import CheckpointError, DPGANError
 from dpgan.files import atomic_directory
 from dpgan.inference.model_card import CARD_FILE, Origin, model_card, public_config
 from dpgan.models import build_generator_from_config
@@ -123,18 +123,25 @@ def load_pretrained(directory: str | Path) -> tuple[nn.Module, Config, DatasetIn
                                   f"{WEIGHTS_FILE} (written by `dpgan export` or DPGAN.save_pretrained)")
     try:
         meta = json.loads(config_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{config_path}: not a dpgan saved model (no \"format\": \"{FORMAT}\")")
-    if meta.get("version", 0) > VERSION:
+    version, step = meta.get("version", 0), meta.get("step", 0)
+    for key, value in (("version", version), ("step", step)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"{config_path}: \"{key}\" must be a non-negative integer, not {value!r:.60}")
+    if version > VERSION:
         raise CheckpointError(f"{config_path}: saved-model version {meta['version']} is newer than this "
                               f"dpgan reads ({VERSION}); upgrade dpgan")
     try:
         config = Config.from_dict(meta["config"])
         info = DatasetInfo.from_dict(meta["dataset_info"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{config_path}: incomplete or invalid model description ({exc})") from None
+    except DPGANError as exc:
+        raise CheckpointError(f"{config_path}: invalid model description ({exc})") from None
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise CheckpointError(f"{config_path}: incomplete or invalid model description "
+                              f"({type(exc).__name__}: {str(exc)[:200]})") from None
     G = plain_generator(config, info.num_classes)
     try:
         state = load_file(str(weights_path))
@@ -146,4 +153,4 @@ def load_pretrained(directory: str | Path) -> tuple[nn.Module, Config, DatasetIn
         first = str(exc).splitlines()[0]
         raise CheckpointError(f"{weights_path}: does not fit the generator described in {config_path} "
                               f"({first})") from None
-    return G, config, info, int(meta.get("step", 0))
+    return G, config, info, step
