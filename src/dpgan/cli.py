@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dpgan.errors import DPGANError
+from dpgan.errors import DPGANError, describe_os_error
 
 from dpgan.commands import (
     check_data,
@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DPGANError as exc:
         print(f"dpgan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a permission, a path: one sentence, not a traceback
+        print(f"dpgan {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dpgan {args.command}: interrupted", file=sys.stderr)

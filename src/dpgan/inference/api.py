@@ -71,11 +71,12 @@ class DPGAN:
         G, config, info, step = load_pretrained(directory)
         return cls(G.to(resolve_device(device)), config, info, step)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
+    def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Write `config.json`, `model.safetensors` (EMA generator, spectral norm baked) and a
-        `README.md` model card, all at once (a failure leaves `directory` as it was)."""
+        `README.md` model card, all at once (a failure leaves `directory` as it was); a saved model
+        already there is replaced only with overwrite=True (as `dpgan export --overwrite`)."""
         return save_pretrained(self.generator, self.config, self.info, self.step, directory,
-                               origin=Origin(run_dir=self.run_dir))
+                               origin=Origin(run_dir=self.run_dir), overwrite=overwrite)
 
     # ---- generation --------------------------------------------------------------------------
 

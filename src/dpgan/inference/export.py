@@ -63,7 +63,7 @@ def export(loaded: LoadedGenerator, fmt: str, out_dir: str | Path, *, overwrite:
                              "(or pip install onnx==1.23.2)")
     G = loaded.generator.cpu()
     if fmt == "safetensors":
-        save_pretrained(G, loaded.config, loaded.info, loaded.step, out_dir, origin=origin)
+        save_pretrained(G, loaded.config, loaded.info, loaded.step, out_dir, origin=origin, overwrite=True)  # checked above
         return [out_dir / n for n in names]
     out_dir.mkdir(parents=True, exist_ok=True)
     export_onnx(G, loaded.info.num_classes, loaded.config.data.height, loaded.config.data.width, out_dir / ONNX_FILE)

@@ -23,7 +23,7 @@ from torch.nn.utils import parametrize
 
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
-from dpgan.errors import CheckpointError, DPGANError
+from dpgan.errors import CheckpointError, DPGANError, refuse_overwrite
 from dpgan.files import atomic_directory
 from dpgan.inference.model_card import CARD_FILE, Origin, model_card, public_config
 from dpgan.models import build_generator_from_config
@@ -92,13 +92,15 @@ def plain_generator(config: Config, num_classes: int) -> nn.Module:
 
 
 def save_pretrained(generator: nn.Module, config: Config, info: DatasetInfo, step: int,
-                    directory: str | Path, *, origin: Origin | None = None) -> Path:
+                    directory: str | Path, *, origin: Origin | None = None, overwrite: bool = False) -> Path:
     """Write the weights, config.json (without this machine's paths) and a README.md model card.
     They are written into a new folder beside `directory` and moved in when complete: a failure
-    leaves `directory` as it was. `origin`: the run folder (for its metrics) or the published code."""
+    leaves `directory` as it was. `origin`: the run folder (for its metrics) or the published code.
+    A saved model already in `directory` is replaced only with `overwrite` (as `dpgan export --overwrite`)."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
+    refuse_overwrite([directory / WEIGHTS_FILE, directory / CONFIG_FILE], overwrite)
     state = baked_state_dict(generator)
     meta = {"format": FORMAT, "version": VERSION, "step": int(step),
             "config": public_config(config), "dataset_info": info.to_dict()}

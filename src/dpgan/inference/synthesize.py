@@ -119,6 +119,8 @@ def synthesize(
 
     if num_samples < 1:
         raise DPGANError("--num-samples must be at least 1")
+    if not 1 <= batch_size <= 1024:
+        raise DPGANError(f"--batch-size must be from 1 to 1024, not {batch_size}")
     loaded = load_generator(checkpoint, device)
     G, info, cfg = loaded.generator, loaded.info, loaded.config
     dev = next(G.parameters()).device

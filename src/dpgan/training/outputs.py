@@ -7,6 +7,7 @@ step that uses them (a sample, a checkpoint and an evaluation at one step share 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 
 from dpgan.checkpoint import rng_state
 from dpgan.data.info import DatasetInfo
+from dpgan.errors import DPGANError
 from dpgan.tensors import one_hot
 from dpgan.training import preflight
 from dpgan.training.ema import recalibrate_batchnorm
@@ -102,15 +104,39 @@ class RunOutputs:
             save_best_checkpoint(self.run_dir, state.step, self.checkpoint_payload(state))
 
     def log(self, step: int, values: dict[str, float]) -> None:
-        if self.writer is not None:
-            for k, v in values.items():  # losses under loss/, diagnostics (train/d_real_ce, ...) as named
-                self.writer.add_scalar(k if k.startswith("train/") else f"loss/{k}", v, step)
-        with open(self.run_dir / "losses.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
+        """TensorBoard scalars and one losses.jsonl line. A write that fails (a full disk) is one
+        sentence; a partly appended line is cut off again, so the log holds whole lines only."""
+        path = self.run_dir / "losses.jsonl"
+        try:
+            if self.writer is not None:
+                for k, v in values.items():  # losses under loss/, diagnostics (train/d_real_ce, ...) as named
+                    self.writer.add_scalar(k if k.startswith("train/") else f"loss/{k}", v, step)
+            line = (json.dumps({"step": step, **values}) + "\n").encode()
+            with open(path, "ab", buffering=0) as f:
+                size = os.fstat(f.fileno()).st_size
+                try:
+                    done = 0
+                    while done < len(line):
+                        done += f.write(line[done:])
+                except OSError:
+                    os.ftruncate(f.fileno(), size)
+                    raise
+        except OSError as exc:
+            self.close(quiet=True)
+            raise DPGANError(
+                f"could not write the training log of step {step} in {self.run_dir} ({exc.strerror or exc}); "
+                f"the checkpoints already written are intact: free space and continue with --resume"
+            ) from None
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+    def close(self, quiet: bool = False) -> None:
+        """Close the TensorBoard writer; `quiet`: after a failed write, when it may fail again."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except OSError:
+                if not quiet:
+                    raise
 
 
 class LossAverage:
