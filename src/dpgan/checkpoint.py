@@ -108,6 +108,8 @@ def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], kee
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a dpgan checkpoint file, or the latest checkpoint of a run folder."""
     path = Path(path)
+    if path.is_dir() and not checkpoint_dir(path).is_dir() and any(_NAME.match(p.name) for p in path.iterdir()):
+        path = path.parent  # RUN/checkpoints itself: the run's latest
     if path.is_dir():
         found = list_checkpoints(path)
         if not found:
@@ -175,3 +177,18 @@ def check_checkpoints(run_dir: str | Path) -> list[tuple[Path, int | None, str |
         except (KeyError, TypeError, ValueError):
             results.append((path, None, "the checkpoint has no valid step"))
     return results
+
+
+def nonfinite_tensors(state: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a state dict holding NaN or infinity."""
+    return [k for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def refuse_nonfinite(state: dict[str, Any], where: str) -> None:
+    """Weights with NaN or infinity generate black or blank images: refuse them with a sentence."""
+    bad = nonfinite_tensors(state)
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(f"{where}: the generator's weights hold NaN or infinite values ({bad[0]}{more}); "
+                              f"the run diverged before this was saved: use an earlier checkpoint")

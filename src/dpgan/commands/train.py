@@ -127,7 +127,11 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
         raise DPGANError(
             f"{run_dir} already holds a run; pass --resume to continue it or --run-dir to start a new one"
         )
-    return base.override(**overrides_from_args(args)), run_dir
+    cfg = base.override(**overrides_from_args(args))
+    # said after training, because config.json keeps it: a later plain --resume aims at this step count
+    args.steps_changed = (base.train.steps, cfg.train.steps) if args.resume and cfg.train.steps != base.train.steps \
+        else None
+    return cfg, run_dir
 
 
 def tensorboard_command() -> str:
@@ -170,7 +174,17 @@ def run(args: argparse.Namespace) -> int:
               f"{result.run_dir / 'checkpoints'}; continue with: dpgan train --run-dir {result.run_dir} --resume")
         return 0
     minutes = result.seconds / 60
-    print(f"trained {result.step} steps in {minutes:.1f} min; run folder: {result.run_dir}")
+    if getattr(args, "steps_changed", None):
+        print(f"train.steps: {args.steps_changed[0]} -> {args.steps_changed[1]} for this run from now on "
+              f"(kept in {result.run_dir / 'config.json'})")
+    if result.step == result.start_step:
+        print(f"nothing to train: the run is already at step {result.step} of train.steps={cfg.train.steps}; "
+              f"to train further pass --resume --steps N with N > {result.step}")
+    elif result.start_step:
+        print(f"trained steps {result.start_step + 1}..{result.step} (resumed at step {result.start_step}; "
+              f"{minutes:.1f} min in all); run folder: {result.run_dir}")
+    else:
+        print(f"trained {result.step} steps in {minutes:.1f} min; run folder: {result.run_dir}")
     print(f"  samples:     {result.run_dir / 'samples' / 'latest.png'}")
     print(f"  checkpoints: {result.run_dir / 'checkpoints'}")
     print(f"  tensorboard: {tensorboard_command()} --logdir {result.run_dir / 'tb'}")

@@ -14,6 +14,7 @@ lower id wins).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,14 +44,23 @@ def label_encoding_for(info: DatasetInfo) -> str:
     return "coco-stuff" if info.name == "coco-stuff" else "ids"
 
 
+MAX_SIDE = 8192  # widest and tallest image or label file read, checked before decoding
+
+
 def _open(path: str | Path, what: str, *, draft: bool = False) -> tuple[Image.Image, tuple[int, int]]:
     """Open and fully decode one file; return the image and its size on disk (width, height)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: {what} file not found")
     try:
-        with Image.open(p) as img:
-            size = img.size
+        with warnings.catch_warnings():  # Pillow's bomb warning: the size check below is stricter
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)
+        with img:
+            size = img.size  # from the header: nothing is decoded yet
+            if max(size) > MAX_SIDE or size[0] * size[1] > MAX_SIDE * MAX_SIDE:
+                raise DataError(f"{p}: {what} is {size[0]}x{size[1]} pixels; at most {MAX_SIDE}x{MAX_SIDE} "
+                                f"are read (a larger file could exhaust memory when decoded)")
             if draft and img.format == "JPEG":
                 # Decoding at 1/8 scale still reads every byte, so truncation is still caught.
                 img.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from dpgan.checkpoint import refuse_nonfinite
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import CheckpointError, DPGANError, refuse_overwrite
@@ -149,6 +150,7 @@ def load_pretrained(directory: str | Path) -> tuple[nn.Module, Config, DatasetIn
         state = load_file(str(weights_path))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights_path}: unreadable safetensors file ({exc})") from None
+    refuse_nonfinite(state, str(weights_path))
     try:
         G.load_state_dict(state)
     except RuntimeError as exc:

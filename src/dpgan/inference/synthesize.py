@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dpgan.checkpoint import load_checkpoint
+from dpgan.checkpoint import load_checkpoint, refuse_nonfinite
 from dpgan.config import Config
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import DataError, DPGANError, refuse_overwrite
@@ -51,6 +51,7 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
     cfg = Config.from_json(ck["config"])
     info = DatasetInfo.from_dict(json.loads(ck["dataset_info"]))
     G = build_generator_from_config(cfg.model, info.num_classes)
+    refuse_nonfinite(ck["generator_ema"], ck["path"])
     G.load_state_dict(ck["generator_ema"])
     # spectral norm baked into plain weights: the same images (eval mode divides by a fixed
     # sigma), without recomputing sigma at every call (benchmarks/infer_speed.py)

@@ -23,7 +23,7 @@ from dpgan.models import build_models_from_config
 from dpgan.tensors import one_hot
 from dpgan.training import distributed, global_batch, preflight, resilience, runlock, speed
 from dpgan.training.ema import ema_update, make_ema
-from dpgan.training.outputs import EMAStatistics, LossAverage, RunOutputs
+from dpgan.training.outputs import EMAStatistics, LossAverage, RunOutputs, drop_log_lines_after
 from dpgan.training.sampling import StepBatchSampler
 from dpgan.training.state import TrainingState
 from dpgan.training.steps import Batch, Objective, training_steps
@@ -36,6 +36,7 @@ class TrainResult:
     seconds: float
     last_losses: dict[str, float]
     stopped: str | None = None  # why the run stopped before train.steps ("SIGTERM", ...)
+    start_step: int = 0  # the step it started (or resumed) from
 
 
 def train(
@@ -119,6 +120,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, world: d
     if world.is_main:
         write_text_atomic(run_dir / "config.json", cfg.to_json())
         write_text_atomic(run_dir / "dataset.json", info.to_json())
+        drop_log_lines_after(run_dir / "losses.jsonl", start_step)  # the steps trained again log again
 
     loader = resilience.StepLoader(lambda first: make_loader(cfg, train_set, world, first), start_step, t.steps)
     ema_stats = EMAStatistics(G_ema, train_set, t.batch_size, t.ema_bn_batches, t.seed, dev)
@@ -210,7 +212,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, world: d
     outputs.close()
     world.barrier()  # every rank leaves after rank 0's checkpoint is on disk
     stop.raise_failure(step)  # a data error stopped the run: now that it is saved, say which file
-    return TrainResult(run_dir, step, outputs.seconds(), last, stopped=stop.reason)
+    return TrainResult(run_dir, step, outputs.seconds(), last, stopped=stop.reason, start_step=start_step)
 
 
 # ---- helpers ---------------------------------------------------------------------------------

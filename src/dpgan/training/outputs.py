@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from dpgan.checkpoint import rng_state
 from dpgan.data.info import DatasetInfo
 from dpgan.errors import DPGANError
+from dpgan.files import write_text_atomic
 from dpgan.tensors import one_hot
 from dpgan.training import preflight
 from dpgan.training.ema import recalibrate_batchnorm
@@ -137,6 +138,29 @@ class RunOutputs:
             except OSError:
                 if not quiet:
                     raise
+
+
+def drop_log_lines_after(path: Path, step: int) -> int:
+    """Remove the lines of losses.jsonl logged after `step` (the checkpoint a resume starts from):
+    those steps are trained again and logged again, and each step should appear once. Lines that
+    are not JSON objects with a step are kept as they are. Returns the number removed."""
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
+        try:
+            logged = json.loads(line).get("step")
+        except (ValueError, AttributeError):
+            logged = None
+        if isinstance(logged, int) and logged > step:
+            dropped += 1
+        elif line.endswith("\n"):  # a last line cut short by a kill is dropped too
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        write_text_atomic(path, "".join(kept))
+    return dropped
 
 
 class LossAverage:
