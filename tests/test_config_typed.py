@@ -215,3 +215,15 @@ def test_a_resume_with_a_corrupted_run_config_json_is_one_line(tiny_run, tmp_pat
     assert main(["train", "--run-dir", str(run), "--resume", "--no-progress", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model.g_width" in err[0]
+
+
+def test_a_binary_or_huge_config_file_is_one_line(tmp_path, capsys):
+    binary = tmp_path / "b.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    huge = tmp_path / "h.json"
+    huge.write_text('{"name": "' + "x" * (2 << 20) + '"}')
+    for path, match in ((binary, "not a text file"), (huge, "too large")):
+        capsys.readouterr()
+        assert main(["train", "--config", str(path), "--run-dir", str(tmp_path / "r"), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and match in err[0] and str(path) in err[0]

@@ -176,6 +176,27 @@ class Config:
             raise DPGANError(f"the config is not valid JSON ({str(exc).splitlines()[0][:200]})") from None
         return cls.from_dict(data)
 
+    @classmethod
+    def from_file(cls, path: Any) -> Config:
+        """A config.json file; unreadable, binary or larger than MAX_CONFIG_BYTES is one DPGANError
+        naming the file, as is anything from_json refuses."""
+        from pathlib import Path
+
+        path = Path(path)
+        try:
+            if path.stat().st_size > MAX_CONFIG_BYTES:
+                raise DPGANError(f"{path}: {path.stat().st_size} bytes is too large for a config file "
+                                 f"(at most {MAX_CONFIG_BYTES})")
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise DPGANError(f"{path}: not a text file (a config is UTF-8 JSON)") from None
+        except OSError as exc:
+            raise DPGANError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
+        try:
+            return cls.from_json(text)
+        except DPGANError as exc:
+            raise DPGANError(f"{path}: {exc}") from None
+
     def override(self, **sections: dict[str, Any]) -> Config:
         """Return a copy with some fields of some sections replaced: `cfg.override(train={"steps": 10})`."""
         new = {}
@@ -199,6 +220,7 @@ MAX_SIDE = 4096  # data.height, width, load_height, load_width
 MAX_BATCH = 1024  # train.batch_size, grad_accum
 MAX_SEED = 2**31 - 1
 MAX_STRING = 4096
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few kB
 
 # (section.field) -> inclusive (low, high) for ints
 INT_RANGES: dict[str, tuple[int, int]] = {

@@ -68,7 +68,7 @@ def _data_config(args: argparse.Namespace) -> DataConfig:
         path = args.run / "config.json"
         if not path.is_file():
             raise DPGANError(f"--run {args.run}: no config.json there (is it a dpgan run folder?).")
-        data = Config.from_json(path.read_text()).data
+        data = Config.from_file(path).data
     else:
         data = preset(args.preset or "synthetic-streets").data
     changes = {k: v for k, v in (("dataset", args.dataset), ("root", args.data_root),

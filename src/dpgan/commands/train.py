@@ -110,7 +110,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
     if args.config is not None:
         if not args.config.is_file():
             raise DPGANError(f"--config {args.config}: file not found")
-        base = Config.from_json(args.config.read_text())
+        base = Config.from_file(args.config)
     else:
         base = preset(args.preset, args.ablation)
     run_dir = args.run_dir or Path("runs") / base.name
@@ -121,7 +121,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
     if args.resume:
         if not has_checkpoints:
             raise DPGANError(f"--resume: {run_dir} holds no checkpoint to resume from")
-        base = Config.from_json(saved.read_text()) if saved.is_file() else Config.from_json(
+        base = Config.from_file(saved) if saved.is_file() else Config.from_json(
             load_latest_checkpoint(run_dir)["config"])  # config.json lost: the checkpoint holds the config too
     elif has_checkpoints:
         raise DPGANError(
