@@ -295,5 +295,6 @@ def convert_checkpoint(
     generator = build_generator_from_config(config.model, info.num_classes)
     converted, report = convert_state_dict(state, kind, generator, source=str(path))
     generator.load_state_dict(converted)
-    save_pretrained(generator.eval(), config, info, _step_of(path), out_dir, origin=Origin(converted_from=kind))
+    save_pretrained(generator.eval(), config, info, _step_of(path), out_dir, origin=Origin(converted_from=kind),
+                    overwrite=True)  # checked above
     return out_dir, report
