@@ -243,6 +243,7 @@ FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "train.ema_decay": (0.0, 1.0, True, False), "train.rollback_lr_factor": (0.0, 1.0, False, True),
 }
 _DEFAULT_FLOAT = (0.0, math.inf, True, False)  # loss weights: finite and >= 0
+_DEFAULT_INT = (0, 10**9)  # an integer field not listed above: a count or a number of steps
 _INT_TEXT = re.compile(r"^[+-]?\d{1,30}$")
 
 
@@ -275,7 +276,7 @@ def _allowed(key: str, ft: _FieldType) -> str:
     if ft.base is bool:
         text = "true or false"
     elif ft.base is int:
-        lo, hi = INT_RANGES.get(key, (-(2**63), 2**63 - 1))
+        lo, hi = INT_RANGES.get(key, _DEFAULT_INT)
         text = f"an integer from {lo} to {hi}"
     elif ft.base is float:
         lo, hi, lo_in, hi_in = FLOAT_RANGES.get(key, _DEFAULT_FLOAT)
@@ -340,7 +341,7 @@ def _typed(key: str, ft: _FieldType, value: Any) -> tuple[bool, Any]:
     if ft.base is int:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             return False, None
-        lo, hi = INT_RANGES.get(key, (-(2**63), 2**63 - 1))
+        lo, hi = INT_RANGES.get(key, _DEFAULT_INT)
         return lo <= int(value) <= hi, int(value)
     if ft.base is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
