@@ -85,3 +85,23 @@ def test_a_killed_holder_never_blocks(tmp_path):
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
     runlock.acquire(run).release()
+
+
+def test_the_trainer_holds_the_lock_while_it_trains(tmp_path, monkeypatch):
+    import pytest
+
+    import dpgan.training.loop as loop
+
+    run = tmp_path / "run"
+    real, seen = loop.build_data, []
+
+    def build_and_try_the_lock(cfg):
+        with pytest.raises(runlock.RunLocked, match=f"pid {os.getpid()}"):
+            runlock.acquire(run)
+        seen.append(True)
+        return real(cfg)
+
+    monkeypatch.setattr(loop, "build_data", build_and_try_the_lock)
+    assert main(["train", "--run-dir", str(run), *TINY_TRAIN]) == 0
+    assert seen == [True]
+    runlock.acquire(run).release()  # released at the end
