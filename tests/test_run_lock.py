@@ -76,7 +76,11 @@ def test_the_lock_is_released_when_training_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "build_data", broken)
     run = tmp_path / "run"
     assert main(["train", "--run-dir", str(run), *TINY_TRAIN]) == 2
+    assert not run.exists()  # refused before it started: no empty folder left behind
+    run.mkdir()
+    assert main(["train", "--run-dir", str(run), *TINY_TRAIN]) == 2
     runlock.acquire(run).release()  # free again
+    assert run.is_dir()  # a folder the user made stays
 
 
 def test_a_killed_holder_never_blocks(tmp_path):

@@ -37,18 +37,29 @@ def _holder(fd: int) -> str:
 class RunLock:
     """An acquired lock; `release()` (or the end of the `with` block of `hold`) lets it go."""
 
-    def __init__(self, fd: int | None) -> None:
-        self.fd = fd
+    def __init__(self, fd: int | None, path: Path | None = None, created_folder: bool = False) -> None:
+        self.fd, self.path, self.created_folder = fd, path, created_folder
 
     def release(self) -> None:
-        if self.fd is not None:
-            import fcntl
+        """Let the lock go. A run folder this lock created and nothing else wrote into (training
+        was refused before it started) is removed again, so a refusal leaves no empty folder."""
+        if self.fd is None:
+            return
+        import fcntl
 
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self.fd)
-                self.fd = None
+        try:
+            if self.created_folder and self.path is not None:
+                folder = self.path.parent
+                try:
+                    if [p.name for p in folder.iterdir()] == [self.path.name]:
+                        self.path.unlink()
+                        folder.rmdir()
+                except OSError:
+                    pass  # another process wrote there meanwhile: leave it
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self.fd)
+            self.fd = None
 
 
 def acquire(run_dir: str | Path) -> RunLock:
@@ -58,6 +69,7 @@ def acquire(run_dir: str | Path) -> RunLock:
 
     run_dir = Path(run_dir)
     path = run_dir / LOCK_FILE
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -81,7 +93,7 @@ def acquire(run_dir: str | Path) -> RunLock:
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
     except OSError:
         pass  # the lock holds without the note; a refusal then says "another process"
-    return RunLock(fd)
+    return RunLock(fd, path, created_folder=created)
 
 
 @contextmanager
