@@ -89,3 +89,19 @@ def test_a_huge_label_file_is_refused_by_its_size_before_decoding(tmp_path):
     _png_claiming(wide, 9000, 4)
     with pytest.raises(DataError, match="at most 8192x8192"):
         read_label(wide, SYNTHETIC_STREETS)
+
+
+def test_sample_counts_and_seeds_out_of_range_are_one_line(tiny_run, tmp_path, capsys):
+    labels = tmp_path / "l"
+    labels.mkdir()
+    Image.fromarray(np.zeros((32, 64), dtype=np.uint8), mode="L").save(labels / "map0.png")
+    base = ["synthesize", "--checkpoint", str(tiny_run), "--labels", str(labels), "--out", str(tmp_path / "o"),
+            "--device", "cpu", "--no-progress"]
+    for extra, match in ((["--num-samples", "100000000"], "more than 1000"), (["--seed", str(2**64)], "out of range"),
+                         (["--seed", str(2**64 - 1), "--num-samples", "2"], "out of range"),
+                         (["--interpolate-to", "3", "--steps", "5000"], "at most 1000")):
+        capsys.readouterr()
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and match in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -36,6 +36,9 @@ class LoadedGenerator:
     path: str
 
 
+MAX_SAMPLES = 1000  # images per label map in one call (the list of outputs is made up front)
+
+
 def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
     """The EMA generator of a run folder (its latest checkpoint), of one checkpoint file, of a
     saved-model folder (config.json + model.safetensors, see dpgan.inference.pretrained) or of
@@ -59,8 +62,15 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
     return LoadedGenerator(G.to(dev), cfg, info, int(ck["step"]), ck["path"])
 
 
+def check_seeds(seeds: list[int]) -> None:
+    bad = [s for s in seeds if not -(2**63) <= s < 2**64]
+    if bad:
+        raise DPGANError(f"seed {bad[0]} is out of range: seeds are integers from -2^63 to 2^64 - 1")
+
+
 def noise_for_seeds(seeds: list[int], z_dim: int, device: torch.device) -> Tensor:
     """One z per seed, each from its own generator (CPU, so results match across devices)."""
+    check_seeds(seeds)
     zs = [torch.randn(1, z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
     return torch.cat(zs).to(device)
 
@@ -120,6 +130,9 @@ def synthesize(
 
     if num_samples < 1:
         raise DPGANError("--num-samples must be at least 1")
+    if num_samples > MAX_SAMPLES:
+        raise DPGANError(f"--num-samples {num_samples} is more than {MAX_SAMPLES} images per label map")
+    check_seeds([seed, seed + num_samples - 1])  # before anything is written
     if not 1 <= batch_size <= 1024:
         raise DPGANError(f"--batch-size must be from 1 to 1024, not {batch_size}")
     loaded = load_generator(checkpoint, device)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dpgan.errors import DataError, DPGANError, refuse_overwrite
-from dpgan.inference.synthesize import find_label_files, resize_label
+from dpgan.inference.synthesize import MAX_SAMPLES, check_seeds, find_label_files, resize_label
 from dpgan.visualize import save_png
 
 
@@ -52,11 +52,15 @@ def vary(
         raise DPGANError("choose one of --resample-class, --resample-mask or --interpolate-to")
     if num_samples < 1:
         raise DPGANError("--num-samples must be at least 1")
+    if num_samples > MAX_SAMPLES or steps > MAX_SAMPLES:
+        raise DPGANError(f"--num-samples and --steps are at most {MAX_SAMPLES} images per label map")
+    first_new = seed + 1 if new_seed is None else new_seed
+    check_seeds([seed, first_new, first_new + num_samples - 1]
+                + ([interpolate_to] if interpolate_to is not None else []))  # before anything is written
     model = DPGAN.from_checkpoint(checkpoint, device)
     files = find_label_files(labels)
     out_dir = Path(out_dir)
     h, w = model.config.data.height, model.config.data.width
-    first_new = seed + 1 if new_seed is None else new_seed
     jobs: list[tuple[Path, list[Path]]] = []
     if interpolate_to is not None:
         if steps < 2:
