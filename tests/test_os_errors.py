@@ -100,6 +100,7 @@ def test_an_output_folder_that_is_a_file_is_refused_up_front(tiny_run, tmp_path,
 
 def test_save_pretrained_refuses_to_overwrite_like_export(tiny_run, tmp_path):
     from dpgan.inference.api import DPGAN
+    from dpgan.inference.model_card import CARD_FILE
     from dpgan.inference.pretrained import WEIGHTS_FILE
 
     model = DPGAN.from_checkpoint(tiny_run, device="cpu")
@@ -108,7 +109,8 @@ def test_save_pretrained_refuses_to_overwrite_like_export(tiny_run, tmp_path):
     with pytest.raises(DPGANError, match="already exists .*pass --overwrite"):
         model.save_pretrained(out)
     assert model.save_pretrained(out, overwrite=True) == out and (out / WEIGHTS_FILE).read_bytes() == before
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", WEIGHTS_FILE]  # no temporaries left
+    assert sorted(p.name for p in out.iterdir()) == [CARD_FILE, "config.json", WEIGHTS_FILE]  # no temporaries
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_any_os_error_in_a_command_is_one_line(tiny_run, tmp_path, monkeypatch, capsys):
