@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpgan.checkpoint import check_checkpoints, checkpoint_dir, list_checkpoints
 from dpgan.errors import DPGANError
 
 
@@ -23,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dpgan.checkpoint import check_checkpoints, checkpoint_dir, list_checkpoints  # torch: not for --help
+
     run_dir: Path = args.run_dir
     if not run_dir.is_dir():
         raise DPGANError(f"{run_dir}: not a folder")
