@@ -16,7 +16,7 @@ from statistics import median
 
 import torch
 
-from dpgan.config import preset
+from dpgan.presets import preset
 from dpgan.data.synthetic import make_pair
 from train_speed import our_iteration
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 import torch
 
 from dpgan import losses
-from dpgan.config import preset
+from dpgan.presets import preset
 from dpgan.data.registry import build_dataset
 from dpgan.data.synthetic import write_synthetic
 from dpgan.training.ema import ema_update, make_ema

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import dpgan.models.oasis_generator as oasis_generator
 import dpgan.models.spade as spade
-from dpgan.config import preset
+from dpgan.presets import preset
 from dpgan.data.synthetic import make_pair
 from dpgan.training.ema import make_ema, recalibrate_batchnorm
 from dpgan.tensors import one_hot

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dpgan.cli import main
-from dpgan.config import INT_RANGES, Config, coerce, parse_set, preset
+from dpgan.config import INT_RANGES, Config, coerce, parse_set
+from dpgan.presets import preset
 from dpgan.errors import CheckpointError, DPGANError
 from tiny_args import TINY_TRAIN
 

@@ -44,7 +44,7 @@ def test_train_says_what_it_trains_and_when_the_first_checkpoint_comes(tmp_path,
 
 
 def test_a_run_without_a_checkpoint_says_when_the_first_comes(tmp_path, capsys):
-    from dpgan.config import preset
+    from dpgan.presets import preset
 
     run = tmp_path / "young"
     run.mkdir()

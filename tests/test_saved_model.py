@@ -69,7 +69,7 @@ def test_export_puts_the_runs_metrics_in_the_card(tiny_run, tmp_path):
 
 
 def test_converted_models_name_the_upstream_licence():
-    from dpgan.config import preset
+    from dpgan.presets import preset
 
     text = model_card(preset("cityscapes"), "cityscapes", 0, origin=Origin(converted_from="dpgan"))
     head, body = _front_matter(text)

@@ -10,7 +10,8 @@ from dpgan import DPGAN
 from dpgan import losses
 from dpgan.checkpoint import load_checkpoint
 from dpgan.cli import main
-from dpgan.config import ABLATIONS, Config, preset
+from dpgan.config import Config
+from dpgan.presets import ABLATIONS, preset
 from dpgan.data.synthetic import SYNTHETIC_STREETS
 from dpgan.errors import DPGANError
 from dpgan.models import MultiscalePatchDiscriminator, OASISGenerator, build_models_from_config

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from dpgan.checkpoint import list_checkpoints, load_checkpoint
-from dpgan.config import Config, DataConfig, ModelConfig, TrainConfig, preset
+from dpgan.config import Config, DataConfig, ModelConfig, TrainConfig
+from dpgan.presets import preset
 from dpgan.data.synthetic import SYNTHETIC_STREETS, SyntheticStreets
 from dpgan.models import build_models_from_config
 from dpgan.tensors import one_hot

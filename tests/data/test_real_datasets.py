@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dpgan.config import DataConfig, preset
+from dpgan.config import DataConfig
+from dpgan.presets import preset
 from dpgan.data import ade20k, cityscapes, coco_stuff
 from dpgan.data.registry import DATASETS, build_dataset, dataset_info, find_pairs
 from dpgan.data.transforms import RandomFlip

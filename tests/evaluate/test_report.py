@@ -122,7 +122,7 @@ def test_compare_errors_and_command(tmp_path, capsys):
 
 
 def test_compare_labels_rows_by_run_folder_and_the_settings_that_differ(tmp_path):
-    from dpgan.config import preset
+    from dpgan.presets import preset
 
     base = preset("synthetic-streets")
     configs = {"a": base, "b": base.override(model={"generator": "oa"}, train={"seed": 7})}

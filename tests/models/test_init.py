@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dpgan.config import preset
+from dpgan.presets import preset
 from dpgan.models import build_models_from_config
 
 STATS = json.loads((Path(__file__).parents[1] / "data" / "published" / "init_stats.json").read_text())

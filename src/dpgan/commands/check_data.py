@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dpgan.commands import folder_dataset_if_described
-from dpgan.config import PRESETS, preset
+from dpgan.presets import PRESETS, preset
 from dpgan.errors import DPGANError
 from dpgan.names import DATASETS
 

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # ---- train-segmenter --------------------------------------------------------------------------
 def _register_train_segmenter(subparsers: argparse._SubParsersAction) -> None:
-    from dpgan.config import PRESETS
+    from dpgan.presets import PRESETS
 
     p = subparsers.add_parser(
         "train-segmenter",
@@ -62,7 +62,8 @@ def _register_train_segmenter(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _data_config(args: argparse.Namespace) -> DataConfig:
-    from dpgan.config import Config, preset
+    from dpgan.config import Config
+    from dpgan.presets import preset
 
     if args.run is not None:
         path = args.run / "config.json"

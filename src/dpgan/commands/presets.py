@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dpgan.config import ABLATION_LOSS, ABLATIONS, PRESETS, preset
+from dpgan.presets import ABLATION_LOSS, ABLATIONS, PRESETS, preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:

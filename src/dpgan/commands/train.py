@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from dpgan.commands import add_device_arg, folder_dataset_if_described
-from dpgan.config import ABLATIONS, PRESETS, Config, parse_set, preset
+from dpgan.config import Config, parse_set
+from dpgan.presets import ABLATIONS, PRESETS, preset
 from dpgan.errors import DPGANError
 
 # CLI flag -> (config section, field)

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from dpgan.config import Config, DataConfig, ModelConfig, preset
+from dpgan.config import Config, DataConfig, ModelConfig
+from dpgan.presets import preset
 from dpgan.data.info import DatasetInfo
 from dpgan.data.io import default_palette
 from dpgan.errors import CheckpointError, DPGANError, refuse_overwrite

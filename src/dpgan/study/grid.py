@@ -3,7 +3,7 @@
 `paper-ablations` is the three ablation tables of the DP-GAN paper (Cityscapes, Tables 4-6):
 (a) generator x discriminator from OASIS (OA) or DP-GAN (DP); (b) where the patch loss L_ms is
 applied; (c) where the feature loss L_fm is applied. Each row is one entry of
-`dpgan.config.ABLATIONS`. The full DP-GAN model is a row of all three tables (DP/DP, patch on
+`dpgan.presets.ABLATIONS`. The full DP-GAN model is a row of all three tables (DP/DP, patch on
 the encoder, features on the decoder); rows with the same model are trained once and shared.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dpgan.config import ABLATIONS
+from dpgan.presets import ABLATIONS
 from dpgan.errors import DPGANError
 
 

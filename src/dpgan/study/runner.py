@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from dpgan.config import Config, preset
+from dpgan.config import Config
+from dpgan.presets import preset
 from dpgan.errors import DPGANError
 from dpgan.files import write_text_atomic
 from dpgan.study.grid import distinct_models, tables_of
