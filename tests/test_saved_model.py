@@ -91,7 +91,7 @@ def test_a_failed_save_leaves_the_folder_as_it_was(tiny_run, tmp_path, monkeypat
     old.mkdir()
     (old / "config.json").write_text("old")
     with pytest.raises(RuntimeError):
-        model.save_pretrained(old)
+        model.save_pretrained(old, overwrite=True)  # asked to replace it, and failing half-way
     assert [p.name for p in old.iterdir()] == ["config.json"] and (old / "config.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
     assert card_module.model_card is not broken
