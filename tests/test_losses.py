@@ -138,3 +138,18 @@ def test_segmentation_accuracy_leaves_the_fake_class_out():
     d = losses.segmentation_diagnostics(segments_but_says_fake, label_map)
     assert d["train/d_real_acc"] == 1.0
     assert d["train/d_real_ce"] > 1.0
+
+
+def test_semantic_segmentation_loss_ignores_the_fake_channel_and_dont_care_pixels():
+    label_map = torch.randint(1, 4, (2, 8, 8))
+    logits = F.one_hot(label_map + 1, 5).permute(0, 3, 1, 2).float() * 4.0
+    plain = losses.semantic_segmentation_loss(logits, label_map)
+    logits_fake = logits.clone()
+    logits_fake[:, 0] = 50.0  # D sure every pixel is fake: the term does not care
+    assert torch.isclose(losses.semantic_segmentation_loss(logits_fake, label_map), plain)
+    expected = F.cross_entropy(logits[:, 1:], label_map)
+    assert torch.isclose(plain, expected)
+    wrong = label_map.clone()
+    wrong[:, :4] = 0  # class 0 = don't care here: these pixels are wrong but left out
+    assert torch.isclose(losses.semantic_segmentation_loss(logits, wrong, ignore_index=0), plain)
+    assert losses.semantic_segmentation_loss(logits, wrong) > plain + 0.1

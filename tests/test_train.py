@@ -74,6 +74,23 @@ def test_oasis_discriminator_step_has_no_patch_or_feature_terms():
     assert set(d) == {"d/fake", "d/real", "d/labelmix", "d/total", "train/d_real_ce", "train/d_real_acc"}
 
 
+def test_d_segmentation_term_is_added_only_when_weighted():
+    cfg = tiny()
+    n_cls = SYNTHETIC_STREETS.num_classes
+    G, D = build_models_from_config(cfg.model, n_cls)
+    batch = _batch(cfg, n_cls)
+    torch.manual_seed(0)
+    off = discriminator_step(Objective.from_config(cfg), G, D, batch, None)
+    assert "d/segmentation" not in off
+    on_cfg = cfg.override(loss={"lambda_d_segmentation": 2.0})
+    torch.manual_seed(0)
+    on = discriminator_step(Objective.from_config(on_cfg), G, D, batch, None)
+    with torch.no_grad():
+        expected = 2.0 * losses.semantic_segmentation_loss(D(batch.image).logits, batch.label_map)
+    assert torch.isclose(on["d/segmentation"], expected, rtol=1e-4)
+    assert torch.isclose(on["d/total"], off["d/total"] + on["d/segmentation"], rtol=1e-4)
+
+
 def test_train_writes_a_complete_run_and_resumes_exactly(tmp_path):
     straight = train(tiny(steps=4), tmp_path / "straight", device="cpu", progress=False)
     assert straight.step == 4

@@ -88,6 +88,9 @@ class LossConfig:
     lambda_patch: float = 1.0
     lambda_feature: float = 1.0
     lambda_gan_feature: float = 10.0  # SPADE baseline (model.d_arch "multiscale-patch"): L1 feature matching
+    # Not in the paper: an unweighted N-class cross entropy of D's semantic channels on real images,
+    # added to D's loss (0 = off, as published). See docs/training-dynamics.md.
+    lambda_d_segmentation: float = 0.0
 
 
 @dataclass(frozen=True)

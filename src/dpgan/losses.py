@@ -56,6 +56,14 @@ def pixel_loss(logits: Tensor, label_map: Tensor, *, real: bool, class_weights: 
     return (per_pixel * class_weights[label_map]).mean()
 
 
+def semantic_segmentation_loss(logits: Tensor, label_map: Tensor, ignore_index: int | None = None) -> Tensor:
+    """Unweighted N-class cross entropy of D's semantic channels (the fake channel left out)
+    against the label map: a plain segmentation term on real images, which does not ask D
+    whether the pixel is real. Not part of the published objective."""
+    return F.cross_entropy(logits[:, FAKE_CLASS + 1:], label_map,
+                           ignore_index=-100 if ignore_index is None else ignore_index)
+
+
 @torch.no_grad()
 def segmentation_diagnostics(logits: Tensor, label_map: Tensor) -> dict[str, Tensor]:
     """How well D segments real images: its unweighted (N+1)-class cross entropy and pixel

@@ -81,7 +81,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, world: d
     G_ema = make_ema(G)
     # speed options (channels_last, compile; same results: tests/test_speed.py)
     G, D = speed.prepare_models(G, D, t, dev, ema=G_ema)
-    objective = Objective.from_config(cfg)
+    objective = Objective.from_config(cfg, ignore_index=info.ignore_index)
     g_step, d_step = training_steps(cfg.model.d_arch)
     step_g = speed.with_autocast(g_step, t, dev)  # bf16 forwards on CUDA if asked
     step_d = speed.with_autocast(d_step, t, dev)

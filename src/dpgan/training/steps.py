@@ -37,9 +37,11 @@ class Objective:
     lambda_feature: float
     lambda_labelmix: float
     lambda_gan_feature: float  # SPADE baseline: L1 matching of the PatchGAN's features
+    lambda_d_segmentation: float = 0.0  # D's plain N-class CE on real images (not published; 0 = off)
+    ignore_index: int | None = None  # the dataset's don't-care class, left out of that term
 
     @classmethod
-    def from_config(cls, cfg) -> Objective:
+    def from_config(cls, cfg, ignore_index: int | None = None) -> Objective:
         m, lc = cfg.model, cfg.loss
         return cls(
             patch_heads=m.patch_loss != "none",
@@ -49,6 +51,8 @@ class Objective:
             lambda_feature=lc.lambda_feature,
             lambda_labelmix=lc.lambda_labelmix,
             lambda_gan_feature=lc.lambda_gan_feature,
+            lambda_d_segmentation=lc.lambda_d_segmentation,
+            ignore_index=ignore_index,
         )
 
 
@@ -91,6 +95,9 @@ def discriminator_step(obj: Objective, G: nn.Module, D: nn.Module, batch: Batch,
         "d/fake": losses.pixel_loss(out_fake.logits, batch.label_map, real=False),
         "d/real": losses.pixel_loss(out_real.logits, batch.label_map, real=True, class_weights=alpha),
     }
+    if obj.lambda_d_segmentation > 0:
+        parts["d/segmentation"] = obj.lambda_d_segmentation * losses.semantic_segmentation_loss(
+            out_real.logits, batch.label_map, obj.ignore_index)
     if obj.patch_heads:
         parts["d/patch"] = obj.lambda_patch * losses.patch_loss_d(out_real.patch_scores, out_fake.patch_scores)
     if obj.labelmix:
