@@ -9,12 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
-import re
-import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from dpgan.config_fields import TypedFields, kind_of, show
 from dpgan.errors import DPGANError
 
 # The choices of the string options, in one place (validated here, imported where they are used).
@@ -159,7 +157,7 @@ class Config:
         """From parsed JSON (a config.json, a checkpoint's or a saved model's config): every value
         is checked against its field's type and range (`coerce`); anything else is a DPGANError."""
         if not isinstance(d, dict):
-            raise DPGANError(f"a config must be a JSON object of sections, not {_kind(d)}")
+            raise DPGANError(f"a config must be a JSON object of sections, not {kind_of(d)}")
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
             if key == "name":
@@ -247,143 +245,18 @@ FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
 }
 _DEFAULT_FLOAT = (0.0, math.inf, True, False)  # loss weights: finite and >= 0
 _DEFAULT_INT = (0, 10**9)  # an integer field not listed above: a count or a number of steps
-_INT_TEXT = re.compile(r"^[+-]?\d{1,30}$")
 
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), type(value).__name__)
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-@dataclass(frozen=True)
-class _FieldType:
-    base: type  # bool, int, float or str
-    optional: bool
-
-
-def _field_types(cls: type) -> dict[str, _FieldType]:
-    out = {}
-    for name, hint in typing.get_type_hints(cls).items():
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = bool(typing.get_args(hint)) and len(args) < len(typing.get_args(hint))
-        out[name] = _FieldType(args[0] if optional else hint, optional)
-    return out
-
-
-def _allowed(key: str, ft: _FieldType) -> str:
-    if ft.base is bool:
-        text = "true or false"
-    elif ft.base is int:
-        lo, hi = INT_RANGES.get(key, _DEFAULT_INT)
-        text = f"an integer from {lo} to {hi}"
-    elif ft.base is float:
-        lo, hi, lo_in, hi_in = FLOAT_RANGES.get(key, _DEFAULT_FLOAT)
-        text = f"a finite number in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
-    else:
-        text = f"a string (at most {MAX_STRING} characters)"
-    return text + (", or null" if ft.optional else "")
-
-
-def _from_text(raw: str, ft: _FieldType) -> Any:
-    """A --set value (always text) as the field's type would have it in JSON."""
-    if ft.optional and raw.strip().lower() in ("null", "none"):
-        return None
-    if ft.base is str:
-        if len(raw) >= 2 and raw[0] == raw[-1] == '"':  # a JSON string, quotes and all
-            try:
-                return json.loads(raw)
-            except ValueError:
-                return raw
-        return raw
-    if ft.base is int and _INT_TEXT.match(raw.strip()):
-        return int(raw)
-    if ft.base is float:
-        try:
-            return float(raw)
-        except ValueError:
-            return raw
-    return raw  # bool text is read by coerce; anything else is refused there, showing what was given
-
-
-def coerce(section: str, name: str, value: Any, *, text: bool = False) -> Any:
-    """`value` for field `section.name` as that field's type, within its range, or a DPGANError
-    that names the field, the value and what is allowed. `text`: value is a --set string
-    (`--set loss.labelmix=False`), read by the field's type: true/false in any case for booleans,
-    decimal digits for integers, a number for floats, the text itself for strings, null (or none)
-    for optional fields. From JSON: booleans are true/false (also as strings, any case) only,
-    integers refuse floats and booleans, floats accept integers, strings refuse anything else."""
-    if section not in _SECTION_CLASSES:
-        raise DPGANError(f"unknown config section {str(section)[:80]!r}; the sections are {list(_SECTION_CLASSES)}")
-    types = _FIELD_TYPES[section]
-    if name not in types:
-        raise DPGANError(f"unknown option {section}.{str(name)[:80]}; the options of {section} are {sorted(types)}")
-    key, ft = f"{section}.{name}", types[name]
-    given = value
-    if text and isinstance(value, str):
-        value = _from_text(value, ft)
-    ok, out = _typed(key, ft, value)
-    if not ok:
-        raise DPGANError(f"{key}={_show(given)} is not allowed: {key} is {_allowed(key, ft)}")
-    return out
-
-
-def _typed(key: str, ft: _FieldType, value: Any) -> tuple[bool, Any]:
-    if value is None:
-        return ft.optional, None
-    if ft.base is bool:
-        if isinstance(value, bool):
-            return True, value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return True, value.strip().lower() == "true"
-        return False, None
-    if ft.base is int:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            return False, None
-        lo, hi = INT_RANGES.get(key, _DEFAULT_INT)
-        return lo <= int(value) <= hi, int(value)
-    if ft.base is float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            return False, None
-        try:
-            v = float(value)
-        except OverflowError:  # an integer too large for a float
-            return False, None
-        lo, hi, lo_in, hi_in = FLOAT_RANGES.get(key, _DEFAULT_FLOAT)
-        inside = (v >= lo if lo_in else v > lo) and (v <= hi if hi_in else v < hi)
-        return math.isfinite(v) and inside, v
-    return isinstance(value, str) and len(value) <= MAX_STRING, value
+_FIELDS = TypedFields(_SECTION_CLASSES, int_ranges=INT_RANGES, float_ranges=FLOAT_RANGES,
+                      default_int=_DEFAULT_INT, default_float=_DEFAULT_FLOAT, max_string=MAX_STRING)
+coerce = _FIELDS.coerce  # the one gate for a field's value (docs/reliability.md)
+parse_set = _FIELDS.parse_set
+_coerce_section = _FIELDS.coerce_section
 
 
 def coerce_name(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_STRING:
-        raise DPGANError(f"name={_show(value)} is not allowed: name is a non-empty string")
+        raise DPGANError(f"name={show(value)} is not allowed: name is a non-empty string")
     return value
-
-
-def _coerce_section(section: str, values: Any, *, text: bool = False) -> dict[str, Any]:
-    if not isinstance(values, dict):
-        raise DPGANError(f"config section {section!r} must be an object of options, not {_kind(values)}")
-    return {name: coerce(section, name, value, text=text) for name, value in values.items()}
-
-
-def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
-    """`--set SECTION.FIELD=VALUE` items as typed overrides (see `coerce`)."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        section, dot, name = key.strip().partition(".")
-        if not sep or not dot:
-            raise DPGANError(f"--set {_show(item)}: expected SECTION.FIELD=VALUE, e.g. train.steps=100")
-        out.setdefault(section, {})[name] = coerce(section, name, raw, text=True)
-    return out
-
-
-_FIELD_TYPES = {section: _field_types(cls) for section, cls in _SECTION_CLASSES.items()}
 
 
 def _check_fields(cfg: Config) -> None:
@@ -393,8 +266,8 @@ def _check_fields(cfg: Config) -> None:
     for section, cls in _SECTION_CLASSES.items():
         part = getattr(cfg, section)
         if not isinstance(part, cls):
-            raise DPGANError(f"config section {section!r} must be a {cls.__name__}, not {_kind(part)}")
-        for name in _FIELD_TYPES[section]:
+            raise DPGANError(f"config section {section!r} must be a {cls.__name__}, not {kind_of(part)}")
+        for name in _FIELDS.names(section):
             value = getattr(part, name)
             typed = coerce(section, name, value)
             if typed is not value and type(typed) is not type(value):
