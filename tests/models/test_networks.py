@@ -71,6 +71,12 @@ def test_discriminator_outputs(heads, n_scores):
         assert not any("patch" in n for n, _ in d.named_parameters())
 
 
+@pytest.mark.parametrize("heads", ["dec+enc", "enc+enc", "enc+", "", "none+enc", "all"])
+def test_patch_heads_other_than_none_or_enc_then_dec_are_refused(heads):
+    with pytest.raises(ValueError, match="patch_heads must be 'none'"):
+        build_discriminator(N, width=4, patch_heads=heads)
+
+
 def test_other_depths_work():
     g = build_generator(GeneratorOptions("dp", width=4, z_dim=8, num_res_blocks=4, pyramid_width=8), N)
     d = build_discriminator(N, width=4, num_res_blocks=4, patch_heads="enc+dec")

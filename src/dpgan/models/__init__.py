@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from dpgan.models.discriminator import PATCH_HEAD_PLACES, DiscriminatorOutput, UNetDiscriminator
+from dpgan.models.discriminator import DiscriminatorOutput, UNetDiscriminator
 from dpgan.models.dual_pyramid import DualPyramidGenerator
 from dpgan.models.init import init_weights
 from dpgan.models.oasis_generator import ConditionalGenerator, OASISGenerator
@@ -13,7 +13,7 @@ from dpgan.models.options import GeneratorOptions
 from dpgan.models.patchgan import MultiscalePatchDiscriminator, PatchGANOutput
 
 __all__ = [
-    "PATCH_HEAD_PLACES", "ConditionalGenerator", "DiscriminatorOutput", "DualPyramidGenerator", "GeneratorOptions",
+    "ConditionalGenerator", "DiscriminatorOutput", "DualPyramidGenerator", "GeneratorOptions",
     "MultiscalePatchDiscriminator", "OASISGenerator", "PatchGANOutput", "UNetDiscriminator",
     "build_discriminator", "build_generator", "build_generator_from_config", "build_models_from_config",
 ]
@@ -39,8 +39,14 @@ def build_discriminator(
     fused_resampling: bool = False,
     init: str = "published",
 ) -> UNetDiscriminator:
-    d = UNetDiscriminator(num_classes, width=width, num_res_blocks=num_res_blocks, patch_heads=patch_heads,
-                          spectral_norm=spectral_norm, fused_resampling=fused_resampling)
+    """`patch_heads` names the features that carry patch heads, as model.patch_loss does: "none",
+    or "enc" and/or "dec" joined by "+" (encoder first)."""
+    places = str(patch_heads).split("+")
+    if patch_heads != "none" and places != [p for p in ("enc", "dec") if p in places]:
+        raise ValueError(f"patch_heads must be 'none', or 'enc' and/or 'dec' joined by '+', not {patch_heads!r}")
+    d = UNetDiscriminator(num_classes, width=width, num_res_blocks=num_res_blocks, encoder_heads="enc" in places,
+                          decoder_heads="dec" in places, spectral_norm=spectral_norm,
+                          fused_resampling=fused_resampling)
     return init_weights(d, init)
 
 

@@ -1,12 +1,12 @@
 """The scale-enhancement discriminator: OASIS's U-Net that segments every pixel into N + 1
 classes (channel 0 = "fake"), plus DP-GAN's patch heads D_p^i on intermediate features psi^i.
 
-Which features carry patch heads is decided when the model is built ("none" = the OASIS
+Which features carry patch heads is decided when the model is built (neither = the OASIS
 discriminator exactly):
-  "enc": encoder outputs at 1/16 and at the coarsest scale (1/64 with 6 blocks): the
-         published choice;
-  "dec": the two coarsest decoder outputs (1/32 and 1/16 with 6 blocks). The paper's
-         ablation uses decoder heads but does not say where; this is our choice.
+  encoder_heads: encoder outputs at 1/16 and at the coarsest scale (1/64 with 6 blocks): the
+                 published choice;
+  decoder_heads: the two coarsest decoder outputs (1/32 and 1/16 with 6 blocks). The paper's
+                 ablation uses decoder heads but does not say where; this is our choice.
 Features for the feature-matching loss: the encoder outputs that feed skip connections and
 the decoder outputs after the first block (phi^i of the paper; 5 each with 6 blocks).
 """
@@ -21,8 +21,6 @@ from torch import Tensor, nn
 
 from dpgan.models.fused_resampling import conv3x3_then_avg_pool, nearest_up_then_conv3x3
 from dpgan.models.spade import maybe_sn
-
-PATCH_HEAD_PLACES = ("none", "enc", "dec", "enc+dec")
 
 
 class DiscriminatorOutput(NamedTuple):
@@ -108,15 +106,14 @@ class UNetDiscriminator(nn.Module):
         *,
         width: int = 64,
         num_res_blocks: int = 6,
-        patch_heads: str = "enc",
+        encoder_heads: bool = True,
+        decoder_heads: bool = False,
         spectral_norm: bool = True,
         fused_resampling: bool = False,
     ) -> None:
         """`fused_resampling`: blocks that fold their pooling and upsampling into the convolutions
         (FusedResBlockD; what training uses); the same parameters, state dict and function."""
         super().__init__()
-        if patch_heads not in PATCH_HEAD_PLACES:
-            raise ValueError(f"patch_heads must be one of {PATCH_HEAD_PLACES}, not {patch_heads!r}")
         if num_res_blocks < 2:
             raise ValueError("the U-Net discriminator needs at least 2 residual blocks")
         self.num_classes = num_classes
@@ -134,8 +131,8 @@ class UNetDiscriminator(nn.Module):
         self.layer_up_last = nn.Conv2d(width, num_classes + 1, 1)
 
         # where the patch heads read: encoder block indices and decoder block indices
-        self.enc_head_at = sorted({min(3, n - 1), n - 1}) if "enc" in patch_heads else []
-        self.dec_head_at = [0, 1] if "dec" in patch_heads else []
+        self.enc_head_at = sorted({min(3, n - 1), n - 1}) if encoder_heads else []
+        self.dec_head_at = [0, 1] if decoder_heads else []
         dec_out = [ch[-2 - i] for i in range(n - 1)] + [width]
         self.patch_heads = nn.ModuleList(
             [patch_head(ch[i + 1], width) for i in self.enc_head_at]
