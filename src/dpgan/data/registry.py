@@ -136,7 +136,8 @@ def build_dataset(data_cfg: DataSettings, split: str, *, train: bool) -> Dataset
         # always wrapped in training, so that it takes the sampler's keyed indices
         return RandomFlip(base, probability=0.5 if data_cfg.flip else 0.0) if train else base
     root = data_root(data_cfg)
-    transform = PairedTransform.from_config(data_cfg, train=train)
+    transform = PairedTransform(data_cfg.height, data_cfg.width, data_cfg.load_height, data_cfg.load_width,
+                                train=train, flip=data_cfg.flip)
     if name == "cityscapes":
         from dpgan.data.cityscapes import CityscapesDataset
 

@@ -21,7 +21,6 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dpgan.data.io import label_to_pil
-from dpgan.data.settings import DataSettings
 from dpgan.errors import DPGANError
 
 
@@ -79,10 +78,6 @@ class PairedTransform:
                     f"data load size {self.load_height}x{self.load_width} is smaller than the crop "
                     f"{self.height}x{self.width}"
                 )
-
-    @classmethod
-    def from_config(cls, cfg: DataSettings, *, train: bool) -> PairedTransform:
-        return cls(cfg.height, cfg.width, cfg.load_height, cfg.load_width, train=train, flip=cfg.flip)
 
     def resize_size(self) -> tuple[int, int]:
         """(height, width) every pair is warped to before any crop."""
