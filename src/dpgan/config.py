@@ -166,7 +166,7 @@ class Config:
             if key not in _SECTION_CLASSES:
                 raise DPGANError(f"unknown config section {str(key)[:80]!r}; the sections are "
                                  f"{['name', *_SECTION_CLASSES]}")
-            kwargs[key] = _SECTION_CLASSES[key](**_coerce_section(key, value))
+            kwargs[key] = _SECTION_CLASSES[key](**_FIELDS.coerce_section(key, value))
         return cls(**kwargs)
 
     @classmethod
@@ -204,7 +204,7 @@ class Config:
         for key, changes in sections.items():
             if key not in _SECTION_CLASSES:
                 raise DPGANError(f"unknown config section {str(key)[:80]!r}; the sections are {list(_SECTION_CLASSES)}")
-            new[key] = replace(getattr(self, key), **_coerce_section(key, changes))
+            new[key] = replace(getattr(self, key), **_FIELDS.coerce_section(key, changes))
         return replace(self, **new)
 
 
@@ -250,7 +250,6 @@ _FIELDS = TypedFields(_SECTION_CLASSES, int_ranges=INT_RANGES, float_ranges=FLOA
                       default_int=_DEFAULT_INT, default_float=_DEFAULT_FLOAT, max_string=MAX_STRING)
 coerce = _FIELDS.coerce  # the one gate for a field's value (docs/reliability.md)
 parse_set = _FIELDS.parse_set
-_coerce_section = _FIELDS.coerce_section
 
 
 def coerce_name(value: Any) -> str:
