@@ -22,6 +22,7 @@ SYNC_BATCHNORM = ("generator", "all", "none")
 NONFINITE_POLICIES = ("rollback", "stop", "skip")
 PRECISIONS = ("fp32", "bf16")
 INIT_SCHEMES = ("published", "sn-default")  # model.init: dpgan/models/init.py
+ENCODER_HEAD_ANCHORS = ("input", "bottleneck")  # model.encoder_head_anchor: models/discriminator.py
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ class ModelConfig:
     init: str = "sn-default"
     # Scale-enhancement discriminator: patch heads + hinge loss on these D features ...
     patch_loss: str = "enc"
+    # Where the encoder patch heads sit, counted from the "input" (after encoder blocks 3 and the last,
+    # the published block indices; every run written before this field existed) or from the
+    # "bottleneck" (the last block and the one two above it). Equal for 6 blocks; with 4 blocks
+    # "bottleneck" keeps the published two heads two blocks apart (the CPU preset).
+    encoder_head_anchor: str = "input"
     # ... and the feature-matching loss on these D features. Both "none" = OASIS discriminator.
     feature_loss: str = "dec"
     # "unet": the segmenting U-Net above (OASIS, DP-GAN); "multiscale-patch": the SPADE baseline's
@@ -283,6 +289,9 @@ def validate(cfg: Config) -> None:
             raise DPGANError(f"model.{name} must be one of {FEATURE_TAPS}, not {getattr(m, name)!r}")
     if m.d_arch not in D_ARCHS:
         raise DPGANError(f"model.d_arch must be one of {D_ARCHS}, not {m.d_arch!r}")
+    if m.encoder_head_anchor not in ENCODER_HEAD_ANCHORS:
+        raise DPGANError(f"model.encoder_head_anchor must be one of {ENCODER_HEAD_ANCHORS}, "
+                         f"not {m.encoder_head_anchor!r}")
     if m.init not in INIT_SCHEMES:
         raise DPGANError(f"model.init must be one of {INIT_SCHEMES}, not {m.init!r}")
     if m.d_arch == "multiscale-patch" and (m.patch_loss != "none" or m.feature_loss != "none"):

@@ -110,3 +110,15 @@ def test_resize_nearest_equals_interpolate(size, channels_last):
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     assert torch.equal(resize_nearest(x, size), F.interpolate(x, size=size, mode="nearest"))
+
+
+def test_encoder_heads_counted_from_the_bottleneck_keep_two_heads_at_four_blocks():
+    from dpgan.models.discriminator import UNetDiscriminator
+
+    def heads(n, from_bottleneck):
+        return UNetDiscriminator(4, width=2, num_res_blocks=n, heads_from_bottleneck=from_bottleneck).enc_head_at
+
+    assert heads(6, False) == heads(6, True) == [3, 5]  # the published blocks
+    assert heads(4, False) == [3] and heads(4, True) == [1, 3]
+    assert heads(5, False) == [3, 4] and heads(5, True) == [2, 4]
+    assert heads(2, True) == [0, 1]

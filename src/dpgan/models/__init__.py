@@ -35,18 +35,20 @@ def build_discriminator(
     width: int = 64,
     num_res_blocks: int = 6,
     patch_heads: str = "enc",
+    heads_from_bottleneck: bool = False,
     spectral_norm: bool = True,
     fused_resampling: bool = False,
     init: str = "published",
 ) -> UNetDiscriminator:
     """`patch_heads` names the features that carry patch heads, as model.patch_loss does: "none",
-    or "enc" and/or "dec" joined by "+" (encoder first)."""
+    or "enc" and/or "dec" joined by "+" (encoder first). `heads_from_bottleneck`: see
+    UNetDiscriminator (model.encoder_head_anchor "bottleneck")."""
     places = str(patch_heads).split("+")
     if patch_heads != "none" and places != [p for p in ("enc", "dec") if p in places]:
         raise ValueError(f"patch_heads must be 'none', or 'enc' and/or 'dec' joined by '+', not {patch_heads!r}")
     d = UNetDiscriminator(num_classes, width=width, num_res_blocks=num_res_blocks, encoder_heads="enc" in places,
-                          decoder_heads="dec" in places, spectral_norm=spectral_norm,
-                          fused_resampling=fused_resampling)
+                          decoder_heads="dec" in places, heads_from_bottleneck=heads_from_bottleneck,
+                          spectral_norm=spectral_norm, fused_resampling=fused_resampling)
     return init_weights(d, init)
 
 
@@ -68,7 +70,8 @@ def build_models_from_config(
             MultiscalePatchDiscriminator(num_classes, width=m.d_width, spectral_norm=m.spectral_norm), m.init)
     else:
         d = build_discriminator(num_classes, width=m.d_width, num_res_blocks=m.num_res_blocks,
-                                patch_heads=m.patch_loss, spectral_norm=m.spectral_norm,
+                                patch_heads=m.patch_loss, heads_from_bottleneck=m.encoder_head_anchor == "bottleneck",
+                                spectral_norm=m.spectral_norm,
                                 fused_resampling=fused_resampling, init=m.init)
     return g, d
 

@@ -108,11 +108,14 @@ class UNetDiscriminator(nn.Module):
         num_res_blocks: int = 6,
         encoder_heads: bool = True,
         decoder_heads: bool = False,
+        heads_from_bottleneck: bool = False,
         spectral_norm: bool = True,
         fused_resampling: bool = False,
     ) -> None:
         """`fused_resampling`: blocks that fold their pooling and upsampling into the convolutions
-        (FusedResBlockD; what training uses); the same parameters, state dict and function."""
+        (FusedResBlockD; what training uses); the same parameters, state dict and function.
+        `heads_from_bottleneck`: the encoder heads read the last block and the one two above it,
+        instead of block 3 and the last (the same two for 6 blocks, the published depth)."""
         super().__init__()
         if num_res_blocks < 2:
             raise ValueError("the U-Net discriminator needs at least 2 residual blocks")
@@ -131,7 +134,8 @@ class UNetDiscriminator(nn.Module):
         self.layer_up_last = nn.Conv2d(width, num_classes + 1, 1)
 
         # where the patch heads read: encoder block indices and decoder block indices
-        self.enc_head_at = sorted({min(3, n - 1), n - 1}) if encoder_heads else []
+        upper = max(0, n - 3) if heads_from_bottleneck else min(3, n - 1)
+        self.enc_head_at = sorted({upper, n - 1}) if encoder_heads else []
         self.dec_head_at = [0, 1] if decoder_heads else []
         dec_out = [ch[-2 - i] for i in range(n - 1)] + [width]
         self.patch_heads = nn.ModuleList(
