@@ -14,7 +14,13 @@ def _synthetic_cpu() -> Config:
     return Config(
         name="synthetic-streets",
         data=DataConfig(),
-        model=ModelConfig(g_width=8, d_width=8, z_dim=32, pyramid_width=16, spade_hidden=32, init="sn-default"),
+        # 4 blocks, not the published 6: at 64x128 that puts G's first grid and D's bottleneck at 8x16 and
+        # 4x8, the grids the published 6 blocks reach at 256x512; with 6 blocks here they are 2x4 and 1x2,
+        # and G paints row bands (docs/training-dynamics.md). The encoder patch heads are then counted
+        # from the bottleneck, so that D keeps two (at 16x32 and 4x8, the published heads' grids).
+        # D width 16: at width 8, G's images grow fine vertical stripes by step 700 (same document).
+        model=ModelConfig(g_width=8, d_width=16, z_dim=32, pyramid_width=16, spade_hidden=32, num_res_blocks=4,
+                          encoder_head_anchor="bottleneck", init="sn-default"),
         loss=LossConfig(lambda_labelmix=5.0),
         # lr 5e-4 rather than the published 2e-4: at this width and step budget, 2e-4 (or TTUR 1e-4/4e-4)
         # leaves G ignoring the label map (row-only bands at step 800); 5e-4 shows the layout by step 300
