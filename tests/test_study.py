@@ -145,6 +145,16 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
         open_study(tmp_path / "q", StudySettings())
 
 
+def test_a_worker_without_the_study_segmenter_says_where_it_looked(tmp_path):
+    out = tmp_path / "s"
+    settings = StudySettings(grid="patch-loss", seeds=1)
+    open_study(out, settings)
+    name = plan(settings, out)[0].name
+    with pytest.raises(DPGANError, match=r"segmenter\.pt: not found; `dpgan study --out .*` trains it"):
+        run_study(out, None, device="cpu", only=name)
+    assert not (out / "runs").exists() or not any((out / "runs").iterdir())
+
+
 def test_a_missing_device_is_refused_before_the_study_folder_is_made(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)  # as on a machine without a GPU
     with pytest.raises(DPGANError, match="no CUDA device is visible"):

@@ -206,6 +206,9 @@ def run_study(out: Path, settings: StudySettings, *, device: str = "auto", progr
         chosen = [s for s in specs if s.name == only]
         if not chosen:
             raise DPGANError(f"--only {only!r} is not a run of this study; its runs: {', '.join(s.name for s in specs)}")
+        if not segmenter_path(out).is_file():  # the coordinator trains it before it starts workers
+            raise DPGANError(f"{segmenter_path(out)}: not found; `dpgan study --out {out}` trains it before any run, "
+                             "or put the segmenter.pt and segmenter.json written by `dpgan train-segmenter` there")
         return [run_one(out, settings, chosen[0], devices[0], progress)]
     ensure_segmenter(out, settings, devices[0], progress)
     todo = [s for s in specs if not s.result_path.is_file()]
