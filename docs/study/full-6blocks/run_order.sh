@@ -1,5 +1,5 @@
 #!/bin/bash
-# How the full grid of docs/study/full/ was run: table (a) and the baselines (d) with 3 seeds
+# How the full grid of docs/study/full-6blocks/ (the six-block preset) was run: table (a) and the baselines (d) with 3 seeds
 # first, then the rest of the grid in the runner's own order. `--only NAME` is the runner's
 # worker call (one run of an existing study); finished runs are skipped, interrupted ones resume.
 cd "$(dirname "$0")/../../.." || exit 1  # the repository root
