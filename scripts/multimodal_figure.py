@@ -2,8 +2,10 @@
 (row 1) seeds 0-3, (row 2) the sky and then the buildings redrawn with new noise, keeping the
 rest, (row 3) five steps on the great circle from seed 0 to seed 3.
 
-Usage: python scripts/multimodal_figure.py [RUN] [OUT]   (defaults: runs/synthetic-streets,
-docs/images/multimodal.png). Every image is the model's output, scaled up 2x for viewing.
+Usage: python scripts/multimodal_figure.py [MODEL] [OUT]   (defaults: the built-in model
+synthetic-streets, docs/images/multimodal.png). MODEL is a run folder, a checkpoint file, a saved
+model folder or a built-in model's name. Every image is the model's output, scaled up 2x for
+viewing.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ def sheet(rows: list[list[np.ndarray]], scale: int = 2) -> Image.Image:
 
 
 def main(argv: list[str]) -> int:
-    run = argv[0] if argv else "runs/synthetic-streets"
+    source = argv[0] if argv else "synthetic-streets"
     out = Path(argv[1] if len(argv) > 1 else "docs/images/multimodal.png")
-    model = DPGAN.from_checkpoint(run, device="cpu")
+    if Path(source).exists():
+        model = DPGAN.from_checkpoint(source, device="cpu")
+    else:
+        model = DPGAN.from_pretrained(source, device="cpu")
     label, real = make_pair(0, "val", 3, model.config.data.height, model.config.data.width)
     shown = to_uint8(colorize(torch.from_numpy(label.astype(np.int64))[None], model.info.colors))[0]
     seeds = list(model.generate(label, seed=0, num_samples=4))
