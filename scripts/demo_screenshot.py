@@ -1,7 +1,8 @@
 """Retake docs/images/demo.png: the demo page after generating, driven in headless Chromium.
 
 Usage: python scripts/demo_screenshot.py [RUN] [OUT] [--mask]
-RUN defaults to runs/synthetic-streets, OUT to docs/images/demo.png. The label map is a synthetic
+RUN (a run folder, checkpoint, saved model or built-in model's name) defaults to the built-in
+model synthetic-streets, OUT to docs/images/demo.png. The label map is a synthetic
 street scene (validation split, scene 3) uploaded through the page, plus one painted car;
 --mask also paints a region and resamples it, to show the mask tint.
 Needs chromium (DPGAN_CHROMIUM, PATH or /usr/bin/chromium) and playwright (scripts/demo_e2e.sh installs both).
@@ -25,7 +26,7 @@ from dpgan.inference.demo.browser import CHROMIUM_ARGS, chromium_path, stroke, w
 def main(argv: list[str]) -> int:
     flags = [a for a in argv if a.startswith("--")]
     args = [a for a in argv if not a.startswith("--")]
-    run = args[0] if args else "runs/synthetic-streets"
+    run = args[0] if args else "synthetic-streets"
     out = Path(args[1] if len(args) > 1 else "docs/images/demo.png")
     backend = DemoBackend.from_checkpoint(run, "cpu")
     server = make_server(backend, "127.0.0.1", 0, quiet=True)

@@ -38,10 +38,7 @@ def sheet(rows: list[list[np.ndarray]], scale: int = 2) -> Image.Image:
 def main(argv: list[str]) -> int:
     source = argv[0] if argv else "synthetic-streets"
     out = Path(argv[1] if len(argv) > 1 else "docs/images/multimodal.png")
-    if Path(source).exists():
-        model = DPGAN.from_checkpoint(source, device="cpu")
-    else:
-        model = DPGAN.from_pretrained(source, device="cpu")
+    model = DPGAN.from_checkpoint(source, device="cpu")
     label, real = make_pair(0, "val", 3, model.config.data.height, model.config.data.width)
     shown = to_uint8(colorize(torch.from_numpy(label.astype(np.int64))[None], model.info.colors))[0]
     seeds = list(model.generate(label, seed=0, num_samples=4))
