@@ -58,6 +58,7 @@ def test_file_round_trip_is_weights_only_and_keeps_the_ceiling(trained, tmp_path
     assert 0.0 <= loaded.val_scores["miou"] <= 1.0
     summary = json.loads((trained.path.parent / "segmenter.json").read_text())
     assert summary["val_scores"]["miou"] == pytest.approx(trained.val_scores["miou"])
+    assert summary["training"]["cpu_threads"] == torch.get_num_threads()  # what reproducing it needs
     # The stored ceiling is what the saved network scores on the real validation images.
     val = SyntheticStreets("val", 32, 64, num_images=4, seed=0)
     tally = JudgeTally(reference_judge(loaded.model, SYNTHETIC_STREETS))

@@ -300,6 +300,8 @@ def train_reference_segmenter(
         "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "seconds": seconds,
         "class_balancing": class_balancing,
         "data": asdict(data_cfg), "train_images": len(train_set), "device": str(dev),
+        # the same seed and settings give the same weights bit for bit only at the same thread count
+        "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
     }  # fmt: skip
     model.cpu().save(path, info, scores, training)
     summary = {"config": asdict(config), "dataset": info.name, "val_scores": scores, "training": training}
