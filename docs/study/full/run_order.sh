@@ -18,7 +18,7 @@ printf '%s\n' dp-dp-s0 oa-oa-s0 spade-s0 dp-dp-s1 oa-oa-s1 spade-s1 dp-dp-s2 oa-
   oa-dp-s0 dp-oa-s0 oa-dp-s1 dp-oa-s1 oa-dp-s2 dp-oa-s2 \
   fm-none-s0 patch-none-s0 fm-enc-s0 patch-dec-s0 fm-enc+dec-s0 patch-enc+dec-s0 > "$queue"
 lane() {
-  while name=$(flock "$queue" sh -c 'n=$(head -n 1 "$0"); [ -n "$n" ] && sed -i 1d "$0"; echo "$n"' "$queue") \
+  while name=$(flock "$queue.lock" sh -c 'n=$(head -n 1 "$0"); [ -n "$n" ] && sed -i 1d "$0"; echo "$n"' "$queue") \
       && [ -n "$name" ]; do
     OMP_NUM_THREADS=1 .venv/bin/dpgan study --out "$out" --only "$name" --device cpu --no-progress --no-report
   done
