@@ -19,8 +19,11 @@ def _synthetic_cpu() -> Config:
         # and G paints row bands (docs/training-dynamics.md). The encoder patch heads are then counted
         # from the bottleneck, so that D keeps two (at 16x32 and 4x8, the published heads' grids).
         # D width 16: at width 8, G's images grow fine vertical stripes by step 700 (same document).
+        # The feature loss reads D's encoder, not the published decoder: on D's decoder it outweighs the
+        # pixel loss here and G paints a grid texture with no cars (the study's table (c), 3 seeds; same
+        # document). `--feature-loss dec` is the published choice; the study's rows each set their own.
         model=ModelConfig(g_width=8, d_width=16, z_dim=32, pyramid_width=16, spade_hidden=32, num_res_blocks=4,
-                          encoder_head_anchor="bottleneck", init="sn-default"),
+                          encoder_head_anchor="bottleneck", init="sn-default", feature_loss="enc"),
         loss=LossConfig(lambda_labelmix=5.0),
         # lr 5e-4 rather than the published 2e-4: at this width and step budget, 2e-4 (or TTUR 1e-4/4e-4)
         # leaves G ignoring the label map (row-only bands at step 800); 5e-4 shows the layout by step 300
