@@ -304,8 +304,9 @@ def _output_gap(a: Path, b: Path) -> tuple[float, float]:
 # Tolerance of the 2-rank vs 1-process comparisons after 2 steps: largest difference of G's
 # images (in [-1, 1]) and of D's logits on fixed inputs. Gradients agree to fp32 rounding, which
 # Adam can amplify: it turns the pure-rounding gradients of biases just ahead of a batch norm
-# (true gradient 0) into +-lr steps. Measured: ~1e-7, the same as one process on 1 vs 2 threads
-# (1.5e-7). Dropping the gradient averaging gives 6e-2 on the images and 1.3e-3 on the logits.
+# (true gradient 0) into +-lr steps. Measured on the images (2026-12-04): 1.5e-6 and 1.7e-6 for
+# the two tests below. Dropping the gradient averaging gives 6e-2 on the images and 1.3e-3 on
+# the logits.
 TOLERANCE = 1e-4
 
 
