@@ -152,5 +152,5 @@ def test_default_preset_is_the_dp_gan_on_synthetic_streets():
     assert (cfg.train.beta1, cfg.train.beta2) == (0.0, 0.999)
     # the study's DP-GAN row is the published model, whatever the preset's default
     assert preset("synthetic-streets", "dp-dp").model.discriminator == "dp"
-    for name in ("cityscapes", "ade20k", "coco-stuff"):
+    for name in ("cityscapes", "ade20k", "ade20k-outdoor", "coco-stuff"):
         assert preset(name).model.discriminator == "dp"
