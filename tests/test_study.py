@@ -8,6 +8,7 @@ import torch
 
 from dpgan.cli import main
 from dpgan.errors import DPGANError
+from dpgan.evaluate.reference_segmenter import ReferenceSegmenter
 from dpgan.study.grid import TABLES, distinct_models, tables_of
 from dpgan.study.report import summary
 from dpgan.study.runner import QUICK, StudySettings, open_study, plan, run_study
@@ -47,9 +48,11 @@ def test_study_runs_skips_finished_runs_and_writes_the_report(tmp_path, capsys):
     assert _study(out) == 0
     specs = plan(open_study(out, None), out)
     assert len(specs) == 8  # 4 models x 2 seeds
+    judge = ReferenceSegmenter.from_file(out / "segmenter" / "segmenter.pt").digest
     for spec in specs:
         record = json.loads(spec.result_path.read_text())
         assert record["step"] == 2 and record["seed"] == spec.seed
+        assert record["judge"] == judge  # which segmenter scored it
         assert [e["step"] for e in record["history"]] == [1, 2]
         assert set(record["metrics"]) >= {"miou", "obj_miou", "refseg_fd"}
     report = (out / "results.md").read_text()

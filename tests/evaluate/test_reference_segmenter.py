@@ -16,6 +16,7 @@ from dpgan.evaluate.reference_segmenter import (
     class_weights,
     default_segmenter_path,
     train_reference_segmenter,
+    weights_digest,
 )
 
 DATA = DataConfig(height=32, width=64, num_train=6, num_val=4, num_workers=0, flip=False)
@@ -59,6 +60,14 @@ def test_file_round_trip_is_weights_only_and_keeps_the_ceiling(trained, tmp_path
     summary = json.loads((trained.path.parent / "segmenter.json").read_text())
     assert summary["val_scores"]["miou"] == pytest.approx(trained.val_scores["miou"])
     assert summary["training"]["cpu_threads"] == torch.get_num_threads()  # what reproducing it needs
+    # which judge this is: a digest of the weights alone, the same from the file and from segmenter.json,
+    # and another one as soon as one weight changes
+    assert summary["weights_digest"] == loaded.digest and len(loaded.digest) == 16
+    state = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    assert weights_digest(state) == loaded.digest
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first].view(-1)[0] += 1e-6
+    assert weights_digest(state) != loaded.digest
     # The stored ceiling is what the saved network scores on the real validation images.
     val = SyntheticStreets("val", 32, 64, num_images=4, seed=0)
     tally = JudgeTally(reference_judge(loaded.model, SYNTHETIC_STREETS))

@@ -11,6 +11,7 @@ another scale and compare only runs judged by the same segmenter file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,18 @@ from dpgan.evaluate.segmenters.base import Segmenter, to_unit_range
 FORMAT = "dpgan-reference-segmenter"
 VERSION = 1
 SEGMENTER_FILE = "segmenter.pt"
+
+
+def weights_digest(state_dict: dict[str, Tensor]) -> str:
+    """Which judge this is: a hash of the weights alone (names, shapes, dtypes and bytes), so two
+    files of the same segmenter match even though their training records (seconds) differ.
+    Scores compare only between equal digests."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}:".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -161,7 +174,8 @@ class ReferenceSegmenter(Segmenter):
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: weights do not fit the saved architecture ({exc}).") from None
         return LoadedReferenceSegmenter(
-            model.eval(), info, json.loads(obj["val_scores"]), json.loads(obj["training"]), str(path)
+            model.eval(), info, json.loads(obj["val_scores"]), json.loads(obj["training"]), str(path),
+            weights_digest(obj["state_dict"]),
         )
 
 
@@ -172,6 +186,7 @@ class LoadedReferenceSegmenter:
     val_scores: dict[str, Any]  # mIoU etc. on the real validation images: the ceiling
     training: dict[str, Any]  # steps, data config, seconds, ...
     path: str
+    digest: str  # weights_digest: runs judged by segmenters of different digests do not compare
 
 
 # ---- training ----------------------------------------------------------------------------
@@ -304,6 +319,7 @@ def train_reference_segmenter(
         "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
     }  # fmt: skip
     model.cpu().save(path, info, scores, training)
-    summary = {"config": asdict(config), "dataset": info.name, "val_scores": scores, "training": training}
+    summary = {"config": asdict(config), "dataset": info.name, "val_scores": scores, "training": training,
+               "weights_digest": weights_digest(model.state_dict())}
     (path.parent / "segmenter.json").write_text(json.dumps(json_safe(summary), indent=2, default=str) + "\n")
     return TrainedSegmenter(path, scores, seconds)

@@ -70,7 +70,7 @@ class EvalNetworks:
             "reference_segmenter": None if ref is None else {
                 "weights": ref.path, "feature_dims": ref.model.config.feature_dims,
                 "trained_at": [ref.model.config.image_height, ref.model.config.image_width],
-                "val_miou": ref.val_scores.get("miou"),
+                "val_miou": ref.val_scores.get("miou"), "digest": ref.digest,
             },
         }  # fmt: skip
 

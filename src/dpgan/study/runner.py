@@ -176,6 +176,7 @@ def run_one(out: Path, settings: StudySettings, spec: RunSpec, device: str, prog
         "step": result.step, "train_seconds": result.seconds, "metrics": final["metrics"],
         "real": final.get("real"), "iou_by_size": final.get("iou_by_size"), "per_class_iou": final.get("per_class_iou"),
         "history": [history[k] for k in sorted(history)], "device": device,
+        "judge": (final["networks"].get("reference_segmenter") or {}).get("digest"),
     }  # fmt: skip
     write_text_atomic(spec.result_path, json.dumps(record, indent=2) + "\n", fsync=False)
     return record
