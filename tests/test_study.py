@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -176,3 +177,66 @@ def test_summary_compares_with_the_dp_gan_row_against_the_seed_spread():
     assert "OA / OA (OASIS) vs DP / DP (DP-GAN), mIoU: -20.50 (worse than DP / DP (DP-GAN)), exceeds" in lines
     assert "OA / DP vs DP / DP (DP-GAN), mIoU: +1.00 (better than DP / DP (DP-GAN)), within the seed spread (5.66)" in lines and "within the seed spread" in lines
     assert "DP / OA vs DP / DP (DP-GAN), mIoU" in lines and "cannot tell (only 1 seed)" in lines
+
+
+def test_export_keeps_settings_judge_and_records_and_from_continues_elsewhere(tmp_path, capsys):
+    first, kept = tmp_path / "first", tmp_path / "kept"
+    assert _study(first, "--export", str(kept), seeds=1) == 0
+    judge = ReferenceSegmenter.from_file(first / "segmenter" / "segmenter.pt").digest
+    names = sorted(p.name for p in (kept / "runs").iterdir())
+    assert names == ["dp-dp-s0", "dp-oa-s0", "oa-dp-s0", "oa-oa-s0"]
+    # what a study's numbers rest on, and none of its checkpoints or logs
+    files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file() and "plots" not in p.parts)
+    assert files == ["results.md", "runs/dp-dp-s0/study_result.json", "runs/dp-oa-s0/study_result.json",
+                     "runs/oa-dp-s0/study_result.json", "runs/oa-oa-s0/study_result.json",
+                     "segmenter/segmenter.json", "segmenter/segmenter.pt", "study.json"]
+    report = (kept / "results.md").read_text()
+    assert f"Continue it: `dpgan study --out OUT --from {kept}`" in report and f"weights digest {judge}" in report
+    assert "**4 of 4 runs finished**" in report
+
+    # elsewhere: one record judged by another segmenter is not taken, one run is missing
+    (kept / "runs" / "oa-oa-s0" / "study_result.json").unlink()
+    odd = kept / "runs" / "dp-oa-s0" / "study_result.json"
+    odd.write_text(odd.read_text().replace(judge, "0123456789abcdef"))
+    capsys.readouterr()
+    again = tmp_path / "again"
+    assert main(["study", "--out", str(again), "--from", str(kept), "--device", "cpu", "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert f"2 finished run(s) taken from {kept}, 1 left out; judge {judge}" in out.out
+    assert "dp-oa-s0 not taken" in out.err and "0123456789abcdef" in out.err
+    assert "(2 done, 2 to go)" in out.out  # it trains only what it lacks, under the same judge
+    assert not (again / "runs" / "dp-dp-s0" / "checkpoints").exists()
+    assert (again / "runs" / "oa-oa-s0" / "checkpoints").is_dir()
+    assert ReferenceSegmenter.from_file(again / "segmenter" / "segmenter.pt").digest == judge
+    assert "**4 of 4 runs finished**" in (again / "results.md").read_text()
+
+
+def test_from_refuses_other_settings_and_another_judge(tmp_path, capsys):
+    first, kept = tmp_path / "first", tmp_path / "kept"
+    assert _study(first, "--export", str(kept), seeds=1) == 0
+    def refused(*argv: str) -> str:
+        capsys.readouterr()
+        assert main(["study", *argv]) == 2
+        return capsys.readouterr().err
+
+    assert "takes the settings from its study.json; leave out --seeds" in refused(
+        "--out", str(tmp_path / "x"), "--from", str(kept), "--seeds", "2")
+    assert "no study.json there" in refused("--out", str(tmp_path / "x"), "--from", str(tmp_path / "nothing"))
+    assert not (tmp_path / "x").exists()
+    # a study folder whose own judge has other weights: the scores would not compare
+    other = tmp_path / "other"
+    assert main(["study", "--out", str(other), "--from", str(kept), "--report-only"]) == 0
+    path = other / "segmenter" / "segmenter.pt"
+    raw = torch.load(path, weights_only=True)
+    first_weight = next(k for k, v in raw["state_dict"].items() if v.is_floating_point())
+    raw["state_dict"][first_weight] += 1e-3
+    torch.save(raw, path)
+    assert re.search(r"is judged by segmenter [0-9a-f]{16}, .* by [0-9a-f]{16}: their scores do not compare",
+                     refused("--out", str(other), "--from", str(kept), "--report-only"))
+    # the report of that folder leaves out the records of the first judge, and says so
+    capsys.readouterr()
+    assert main(["study", "--out", str(other), "--report-only"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("left out of the report: scored by segmenter") == 4
+    assert "**0 of 4 runs finished**" in (other / "results.md").read_text()
+    assert "that is the study folder itself" in refused("--out", str(first), "--report-only", "--export", str(first))

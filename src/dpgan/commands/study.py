@@ -17,10 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a summary of which differences exceed the seed spread) and OUT/plots/*.svg. Rerunning the same "
         "command skips finished runs and resumes interrupted ones.",
     )
-    p.add_argument("--grid", default="paper-ablations",
-                   help="paper-ablations (tables a, b, c and the baselines d), generator-discriminator, patch-loss, feature-loss or baselines")
+    p.add_argument("--grid", help="paper-ablations (the default: tables a, b, c and the baselines d), "
+                   "generator-discriminator, patch-loss, feature-loss or baselines")
     p.add_argument("--out", type=Path, default=Path("studies/paper-ablations"), help="study folder")
-    p.add_argument("--preset", default="synthetic-streets", help="the base configuration of every run")
+    p.add_argument("--preset", help="the base configuration of every run (default: synthetic-streets)")
     p.add_argument("--seeds", type=int, help="seeds per row (default 3; --quick: 1)")
     p.add_argument("--steps", type=int, help="training steps per run (default: the preset's; --quick: 120)")
     p.add_argument("--eval-every", type=int, help="evaluate during training every N steps (default 250)")
@@ -38,8 +38,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="write OUT/results.md from the runs finished so far and exit, training nothing "
                    "(for a study still running or stopped part-way)")
+    p.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
+                   help="start or continue OUT from a copy written by --export (on this or another machine): "
+                   "its settings, its judge and its finished runs; then train what is missing")
+    p.add_argument("--export", type=Path, metavar="DIR",
+                   help="also copy the settings, the judge and every finished run's record (a few MB, no "
+                   "checkpoints) to DIR, with the report: what --from continues from")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+
+
+def judge_line(out: Path) -> str:
+    from dpgan.study.runner import segmenter_path, study_judge
+
+    judge = study_judge(out)
+    if judge is None:
+        return f"Judge: none yet ({segmenter_path(out)} is trained before the first run)."
+    s = judge.val_scores
+    return (f"Judge: the study's reference segmenter, weights digest {judge.digest} (on the {s.get('num_images')} "
+            f"real {s.get('split')} images: mIoU {100 * s['miou']:.1f}, obj-mIoU "
+            f"{100 * (s.get('obj_miou') or float('nan')):.1f}); runs scored by another judge are left out.")
+
+
+SETTING_OPTIONS = ("grid", "preset", "seeds", "steps", "eval_every", "eval_images", "segmenter_steps")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,16 +69,32 @@ def run(args: argparse.Namespace) -> int:
     from dpgan import __version__
     from dpgan.commands.train import parse_set
     from dpgan.study.report import write_report
-    from dpgan.study.runner import QUICK, StudySettings, collect, open_study, plan, run_study
+    from dpgan.errors import DPGANError
+    from dpgan.study.runner import (
+        QUICK,
+        StudySettings,
+        collect,
+        export_study,
+        import_study,
+        open_study,
+        plan,
+        run_study,
+    )
 
-    if args.report_only or args.only is not None:
+    if args.from_dir is not None:
+        given = [f"--{k.replace('_', '-')}" for k in SETTING_OPTIONS if getattr(args, k) is not None]
+        given += ["--quick"] * args.quick + ["--set"] * bool(args.set)
+        if given:
+            raise DPGANError(f"--from {args.from_dir} takes the settings from its study.json; leave out {', '.join(given)}")
+        settings = import_study(args.from_dir, args.out)
+    elif args.report_only or args.only is not None:
         settings = open_study(args.out, None)
     else:
         chosen = dict(QUICK) if args.quick else {}
-        for key in ("seeds", "steps", "eval_every", "eval_images", "segmenter_steps"):
+        for key in SETTING_OPTIONS:
             if getattr(args, key) is not None:
                 chosen[key] = getattr(args, key)
-        settings = StudySettings(grid=args.grid, preset=args.preset, overrides=parse_set(args.set), **chosen)
+        settings = StudySettings(overrides=parse_set(args.set), **chosen)
     if args.report_only:
         results = collect(args.out, settings)
     else:
@@ -71,10 +108,16 @@ def run(args: argparse.Namespace) -> int:
         + (" --quick" if args.quick else "") + f"` (settings: {settings.to_dict()})",
         f"Runs trained on: {', '.join(devices)}; torch {torch.__version__}; dpgan {__version__}; "
         f"Python {platform.python_version()}.",
+        judge_line(args.out),
         f"**{len(results)} of {total} runs finished**; {settings.seeds} seed(s) per row, {settings.steps or 'preset'} "
         f"steps, judged on {settings.eval_images} validation label maps by the study's reference segmenter."
         + ("" if len(results) == total else " The study is incomplete (the same command continues it): the "
            "seeds column says how many runs each row's numbers rest on."),
     ]
     print(f"study report: {write_report(args.out, results, settings.grid, header)} ({len(results)}/{total} runs)")
+    if args.export is not None:
+        count = export_study(args.out, args.export)
+        header[0] = f"Continue it: `dpgan study --out OUT --from {args.export}` (settings: {settings.to_dict()})"
+        write_report(args.export, results, settings.grid, header)
+        print(f"study exported to {args.export}: settings, judge, {count} run record(s) and the report")
     return 0

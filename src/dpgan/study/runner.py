@@ -8,6 +8,13 @@ Layout of a study folder OUT:
     OUT/runs/<row>-s<seed>/study_result.json   written last: its presence means "done"
     OUT/results.md, OUT/plots/     the tables, plots and summary (dpgan.study.report)
 
+A study's numbers rest on its settings, its judge and one small record per finished run; the
+checkpoints and logs are hundreds of MB more. `export_study` copies just those (a few MB) to a
+folder that can be kept in a repository, and `import_study` starts or continues a study from
+such a copy on another machine, so a grid too long for one machine's session is finished over
+several. Every record names its judge (`weights_digest` of the segmenter's weights): scores
+only compare under one judge, and a segmenter retrained on other hardware is another judge.
+
 A finished run is skipped; an interrupted one resumes from its latest checkpoint (training is
 bit-exact across resume on CPU). Several devices: one worker process per device, each taking
 the next unfinished run (`dpgan study --out OUT --only NAME --device cuda:K`).
@@ -16,6 +23,7 @@ the next unfinished run (`dpgan study --out OUT --only NAME --device cuda:K`).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -256,5 +264,107 @@ def _run_parallel(out: Path, todo: list[RunSpec], devices: list[str]) -> None:
         raise DPGANError(f"{len(failures)} run(s) failed: {'; '.join(failures)}; rerun the same command to retry them")
 
 
+def study_judge(out: Path) -> Any:
+    """OUT's reference segmenter (a LoadedReferenceSegmenter), None before it is trained."""
+    from dpgan.evaluate.reference_segmenter import ReferenceSegmenter
+
+    path = segmenter_path(out)
+    return ReferenceSegmenter.from_file(path) if path.is_file() else None
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DPGANError(f"{path}: not a readable study run record ({exc})") from None
+    if not isinstance(record, dict) or record.get("format") != "dpgan-study-run":
+        raise DPGANError(f"{path}: not a study run record (written by `dpgan study`)")
+    return record
+
+
 def collect(out: Path, settings: StudySettings) -> list[dict[str, Any]]:
-    return [json.loads(s.result_path.read_text()) for s in plan(settings, out) if s.result_path.is_file()]
+    """The records of OUT's finished runs. One scored by another judge than OUT's (its record
+    names another segmenter digest) is left out, with a line that says so: it does not compare."""
+    judge = study_judge(out)
+    results = []
+    for spec in plan(settings, out):
+        if not spec.result_path.is_file():
+            continue
+        record = _read_record(spec.result_path)
+        if judge is not None and record.get("judge") not in (None, judge.digest):
+            print(f"study: {spec.name} left out of the report: scored by segmenter {record['judge']}, "
+                  f"this study's judge is {judge.digest}", file=sys.stderr)
+            continue
+        results.append(record)
+    return results
+
+
+# ---- moving a study between machines: its settings, judge and records -----------------------
+
+SEGMENTER_FILES = ("segmenter.pt", "segmenter.json")
+
+
+def export_study(out: Path, dest: Path) -> int:
+    """Copy OUT's settings, its judge and the records of its finished runs to DEST (checkpoints
+    and logs stay behind). DEST may hold an earlier export of the same study: it must have the
+    same settings and judge, and its records are replaced. Returns the number of records."""
+    settings = open_study(out, None)
+    judge = study_judge(out)
+    if judge is None:
+        raise DPGANError(f"{segmenter_path(out)}: not found; a study without its judge has nothing to export")
+    if dest.resolve() == out.resolve():
+        raise DPGANError(f"--export {dest}: that is the study folder itself; give another folder")
+    open_study(dest, settings)  # refuses a folder of another study
+    theirs = study_judge(dest)
+    if theirs is not None and theirs.digest != judge.digest:
+        raise DPGANError(f"{dest} holds a study judged by segmenter {theirs.digest}, not {out}'s {judge.digest}; "
+                         "export to another folder")
+    (dest / SEGMENTER_DIR).mkdir(parents=True, exist_ok=True)
+    for name in SEGMENTER_FILES:
+        if (out / SEGMENTER_DIR / name).is_file():
+            shutil.copyfile(out / SEGMENTER_DIR / name, dest / SEGMENTER_DIR / name)
+    records = collect(out, settings)
+    for record in records:
+        target = dest / "runs" / record["name"] / RESULT_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(target, json.dumps(record, indent=2) + "\n", fsync=False)
+    return len(records)
+
+
+def import_study(src: Path, out: Path) -> StudySettings:
+    """Start or continue OUT from a copy made by `export_study`: OUT takes SRC's settings (an
+    existing OUT must have the same), SRC's judge (an existing OUT must have the same weights),
+    and the records of SRC's finished runs that OUT does not have, each checked to name that judge."""
+    if not (src / STUDY_FILE).is_file():
+        raise DPGANError(f"--from {src}: no {STUDY_FILE} there (a folder written by `dpgan study --export`)")
+    settings = open_study(src, None)
+    judge = study_judge(src)
+    if judge is None:
+        raise DPGANError(f"--from {src}: {segmenter_path(src)} not found; the runs' scores need the judge that made them")
+    settings = open_study(out, settings)
+    ours = study_judge(out)
+    if ours is None:
+        (out / SEGMENTER_DIR).mkdir(parents=True, exist_ok=True)
+        for name in SEGMENTER_FILES:
+            if (src / SEGMENTER_DIR / name).is_file():
+                shutil.copyfile(src / SEGMENTER_DIR / name, out / SEGMENTER_DIR / name)
+    elif ours.digest != judge.digest:
+        raise DPGANError(f"{out} is judged by segmenter {ours.digest}, {src} by {judge.digest}: their scores do not "
+                         "compare; continue in a new --out")
+    copied = skipped = 0
+    for spec in plan(settings, out):
+        record_path = src / "runs" / spec.name / RESULT_FILE
+        if spec.result_path.is_file() or not record_path.is_file():
+            continue
+        record = _read_record(record_path)
+        if record.get("judge") != judge.digest:
+            print(f"study: {spec.name} not taken from {src}: its record names judge {record.get('judge')}, "
+                  f"not {judge.digest}", file=sys.stderr)
+            skipped += 1
+            continue
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(spec.result_path, json.dumps(record, indent=2) + "\n", fsync=False)
+        copied += 1
+    print(f"study {out}: {copied} finished run(s) taken from {src}" + (f", {skipped} left out" if skipped else "")
+          + f"; judge {judge.digest}")
+    return settings
