@@ -74,6 +74,10 @@ def test_dataset_items_follow_the_contract():
     assert not torch.equal(train[2]["label"], item["label"])  # splits are disjoint
     with pytest.raises(IndexError):
         ds[3]
+    # the same label map rendered otherwise: what two images of one map may look like
+    other = ds.other_appearance(2)
+    assert other.shape == item["image"].shape and other.min() >= -1 and other.max() <= 1
+    assert torch.equal(other, ds.other_appearance(2)) and not torch.equal(other, item["image"])
 
 
 def test_write_synthetic_round_trips_through_the_folder_loader(tmp_path):

@@ -26,7 +26,7 @@ from dpgan.evaluate.training_eval import (
     save_best_checkpoint,
     select_best,
 )
-from dpgan.inference.synthesize import load_generator
+from dpgan.inference.synthesize import load_generator, noise_for_seeds
 from dpgan.training.loop import train
 
 
@@ -62,7 +62,9 @@ def test_evaluate_run_metrics_and_ceiling(run_dir, segmenter, tmp_path):
     assert saved == result
     assert {"metrics", "real", "per_class_iou", "iou_by_size", "protocol", "networks", "run"} <= set(saved)
     m, real = saved["metrics"], saved["real"]
-    assert set(m) == {"miou", "obj_miou", "pixel_accuracy", "refseg_fd", "stripe_ratio"}  # no Inception: no FID/KID
+    # no Inception: no FID/KID
+    assert set(m) == {"miou", "obj_miou", "pixel_accuracy", "refseg_fd", "stripe_ratio", "noise_diversity"}
+    assert m["noise_diversity"] >= 0.0 and real["noise_diversity"] > 1.0  # two renderings of a map differ
     for scores in (m, real):
         for key in ("miou", "obj_miou", "pixel_accuracy"):
             assert 0.0 <= scores[key] <= 1.0
@@ -132,9 +134,38 @@ def test_real_images_as_fakes_reach_exactly_the_ceiling(run_dir, segmenter):
     assert gen_sizes["iou"] == pytest.approx(real_sizes["iou"], nan_ok=True)
     assert gen_sizes["pixels"] == real_sizes["pixels"] and sum(real_sizes["instances"]) > 0
     assert abs(result["metrics"]["refseg_fd"]) < 1e-6 and abs(result["metrics"]["fid"]) < 1e-4
+    assert result["metrics"]["noise_diversity"] == 0.0  # it ignores its noise
     # while the 2-step generator is measurably away from the real images
     away = evaluate_generator(loaded.generator, val_set, loaded.info, networks, imag_policy="drop", progress=False)
     assert away["metrics"]["refseg_fd"] > 1e-3 and away["metrics"]["fid"] > 1e-3
+
+
+class NoiseEcho(torch.nn.Module):
+    """A 'generator' whose flat grey image is its first noise value / 10."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes, self.z_dim, self.use_3d_noise = num_classes, 4, True
+
+    def forward(self, onehot, z):
+        b, _, h, w = onehot.shape
+        return (z[:, 0] / 10)[:, None, None, None].expand(b, 3, h, w)
+
+
+def test_noise_diversity_is_what_the_noise_changes_against_two_renderings_of_a_map(run_dir, segmenter):
+    loaded = load_generator(run_dir, "cpu")
+    val_set = build_dataset(loaded.config.data, "val", train=False)
+    networks = load_eval_networks(loaded.info, segmenter=segmenter)
+    result = evaluate_generator(NoiseEcho(loaded.info.num_classes), val_set, loaded.info, networks, seed=5,
+                                batch_size=4, progress=False)
+    n = len(val_set)
+    z = noise_for_seeds(list(range(5, 5 + n + 1)), 4, torch.device("cpu"))[:, 0] / 10  # map i: seeds 5+i, 6+i
+    expected = ((z[:-1] - z[1:]).abs() * 127.5).mean().item()
+    assert result["metrics"]["noise_diversity"] == pytest.approx(expected, rel=1e-5)
+    # the real side: each map's image against the same map rendered with another appearance
+    other = [val_set.other_appearance(i) for i in range(n)]
+    real = sum((val_set[i]["image"] - other[i]).abs().mean().item() * 127.5 for i in range(n)) / n
+    assert result["real"]["noise_diversity"] == pytest.approx(real, rel=1e-5) and real > 1.0
 
 
 def test_nothing_to_evaluate_with_says_what_to_do(run_dir):
@@ -260,7 +291,7 @@ def test_training_evaluator_logs_history_and_keeps_the_best(run_dir, segmenter, 
     evaluator = TrainingEvaluator(cfg, val_set, loaded.info, "cpu", run_dir=tmp_path, segmenter=segmenter,
                                   num_images=3, metric="miou")
     first = evaluator(loaded.generator, step=2)
-    assert set(first) == {"miou", "obj_miou", "pixel_accuracy", "refseg_fd", "stripe_ratio"}
+    assert set(first) == {"miou", "obj_miou", "pixel_accuracy", "refseg_fd", "stripe_ratio", "noise_diversity"}
     assert all(isinstance(v, float) for v in first.values())
     assert evaluator.update_best(first, 2) and evaluator.best["step"] == 2
     assert not evaluator.update_best(dict(first), 4)  # equal is not better

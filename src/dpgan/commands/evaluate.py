@@ -111,7 +111,9 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
             "scores for the real images (the ceiling). Writes metrics.json, report.html and report.md."
         ),
     )
-    p.add_argument("--run", required=True, type=Path, help="a run folder (latest checkpoint) or a checkpoint .pt")
+    p.add_argument("--run", required=True, type=Path,
+                   help="a run folder (latest checkpoint), a checkpoint .pt, a saved-model folder (`dpgan export`) "
+                   "or a built-in model's name (synthetic-streets)")
     p.add_argument("--segmenter", type=Path,
                    help="reference segmenter file (default: the one `dpgan train-segmenter` wrote for this dataset)")
     p.add_argument("--no-default-segmenter", action="store_true", help="do not look for a reference segmenter")

@@ -30,6 +30,7 @@ SYNTHETIC_STREETS = DatasetInfo(
 )
 SPLIT_SIZES = {"train": 2000, "val": 200}
 _SPLIT_CODE = {"train": 0, "val": 1}
+OTHER_APPEARANCE = 2**40  # added to a scene's seed: an appearance no image of any split has
 
 
 def scene_seed(seed: int, split: str, index: int) -> int:
@@ -70,6 +71,13 @@ class SyntheticStreets(Dataset):
                 "name": f"{self.split}_{index:05d}",
             }
         return self._cache[index]
+
+    def other_appearance(self, index: int) -> torch.Tensor:
+        """Image `index`'s label map rendered with another appearance seed, (3, H, W) in [-1, 1]:
+        how much two images of one label map may differ, the yardstick of a generator's noise."""
+        s = scene_seed(self.seed, self.split, int(index))
+        image = render_image(generate_layout(s, self.height, self.width), s + OTHER_APPEARANCE)
+        return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def _is_previous_output(out: Path) -> bool:

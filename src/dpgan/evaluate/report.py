@@ -27,6 +27,7 @@ METRIC_COLUMNS: tuple[tuple[str, str, str, float, int], ...] = (
     ("obj_miou", "obj-mIoU", "max", 100.0, 1),
     ("pixel_accuracy", "pixel acc.", "max", 100.0, 1),
     ("refseg_fd", "RefSeg-FD", "min", 1.0, 3),
+    ("noise_diversity", "noise diversity", "max", 1.0, 1),
 )
 DIRECTION = {key: direction for key, _, direction, _, _ in METRIC_COLUMNS}
 _ARROW = {"min": "\u2193", "max": "\u2191"}

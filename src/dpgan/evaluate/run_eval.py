@@ -11,6 +11,11 @@ Metrics (each only when its network is available; nothing is downloaded):
 - `miou`, `pixel_accuracy`, `obj_miou`, per-class IoU, IoU by object size: the dataset's
   published segmenter when its weights are given, else the reference segmenter.
 - `refseg_fd`: Frechet distance of the reference segmenter's features (not FID).
+- `noise_diversity`: what the noise changes: the mean absolute difference (0-255) between the
+  images of seeds `seed + i` and `seed + i + 1` for label map i. For the real images, where the
+  dataset can render one label map twice (synthetic-streets), the same between two renderings:
+  how much two images of one map may differ.
+- `stripe_ratio`: anisotropy of the generated against the real images (dpgan.evaluate.stripes).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from dpgan.data.info import DatasetInfo
@@ -133,6 +138,11 @@ def _frechet(
             return None
 
 
+def _mean_abs_255(a: Tensor, b: Tensor) -> Tensor:
+    """Per image: the mean absolute difference of two [-1, 1] images, in 0-255 units."""
+    return (a - b).abs().mean(dim=(1, 2, 3)).cpu() * 127.5
+
+
 @torch.no_grad()
 def evaluate_generator(
     G: nn.Module,
@@ -172,12 +182,20 @@ def evaluate_generator(
     real_tally = JudgeTally(judge) if judge and need_real else None
     acts: dict[str, list[np.ndarray]] = {"fake_inc": [], "real_inc": [], "fake_ref": [], "real_ref": []}
     fake_diffs, real_diffs = NeighbourDifferences(), NeighbourDifferences()
+    noise_diffs: list[Tensor] = []
+    other_appearance = getattr(val_set, "other_appearance", None) if need_real else None
+    appearance_diffs: list[Tensor] = []
     loader = DataLoader(Subset(val_set, range(n)), batch_size=batch_size, shuffle=False, collate_fn=_collate)
     bar = tqdm(total=n, desc="evaluate: generate and judge", unit="img", disable=not progress, dynamic_ncols=True)
     start = 0
     for batch in loader:
         label, real = batch["label"].to(dev), batch["image"].to(dev)
-        fake = generate(G, label, list(range(seed + start, seed + start + len(label))))
+        seeds = list(range(seed + start, seed + start + len(label)))
+        fake = generate(G, label, seeds)
+        noise_diffs.append(_mean_abs_255(fake, generate(G, label, [s + 1 for s in seeds])))
+        if other_appearance is not None:
+            alt = torch.stack([other_appearance(i) for i in range(start, start + len(label))]).to(dev)
+            appearance_diffs.append(_mean_abs_255(real, alt))
         start += len(label)
         resolution = tuple(label.shape[1:])
         fake_diffs.update(fake)
@@ -201,12 +219,14 @@ def evaluate_generator(
 
     if need_real:
         cache = {"num_images": n, "real_inc": acts["real_inc"], "real_ref": acts["real_ref"],
-                 "real_scores": real_tally.scores() if real_tally else None, "real_diffs": real_diffs}
+                 "real_scores": real_tally.scores() if real_tally else None, "real_diffs": real_diffs,
+                 "real_diversity": torch.cat(appearance_diffs).mean().item() if appearance_diffs else None}
         if real_cache is not None:
             real_cache.clear()
             real_cache.update(cache)
     notes: list[str] = []
-    metrics: dict[str, float | None] = {"stripe_ratio": stripe_ratio(fake_diffs, cache["real_diffs"])}
+    metrics: dict[str, float | None] = {"stripe_ratio": stripe_ratio(fake_diffs, cache["real_diffs"]),
+                                        "noise_diversity": torch.cat(noise_diffs).mean().item()}
     if inception is not None:
         metrics["fid"] = _frechet(acts["fake_inc"], cache["real_inc"], imag_policy, notes, "FID")
         fa, fr = np.concatenate(acts["fake_inc"]), np.concatenate(cache["real_inc"])
@@ -215,6 +235,8 @@ def evaluate_generator(
             metrics["kid"], metrics["kid_std"] = kid.mean, kid.std
     fake_scores, real_scores = (fake_tally.scores() if fake_tally else None), cache["real_scores"]
     real: dict[str, float | None] = {}
+    if cache.get("real_diversity") is not None:
+        real["noise_diversity"] = cache["real_diversity"]
     if fake_scores is not None:
         for key in ("miou", "obj_miou", "pixel_accuracy"):
             metrics[key], real[key] = fake_scores[key], real_scores[key]
