@@ -185,6 +185,22 @@ def test_evaluate_command(run_dir, segmenter, tmp_path, capsys):
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["protocol"]["num_images"] == 3
 
 
+def test_evaluate_command_scores_the_built_in_model_by_name(tmp_path, monkeypatch, capsys):
+    data = DataConfig(height=64, width=128, num_train=4, num_val=2, num_workers=0)
+    judge = train_reference_segmenter(data, tmp_path / "seg", steps=2, batch_size=2, base_channels=4, levels=2,
+                                      progress=False).path
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["evaluate", "--run", "synthetic-streets", "--segmenter", str(judge), "--num-images",
+                              "2", "--device", "cpu", "--no-progress"])
+    assert args.func(args) == 0
+    saved = json.loads((tmp_path / "eval" / "synthetic-streets" / "metrics.json").read_text())
+    assert saved["run"]["step"] == 1000 and saved["protocol"]["resolution"] == [64, 128]
+    assert saved["networks"]["reference_segmenter"]["digest"] == ReferenceSegmenter.from_file(judge).digest
+    assert saved["metrics"]["noise_diversity"] > 1.0  # its noise changes its images
+
+
 # ---- IoU by object size ----------------------------------------------------------------------
 def test_size_binned_iou_on_a_hand_made_map():
     """10 x 10 map (1 pixel = 1 %), object classes 1 and 2, bins <2 %, 2-10 %, >=10 %."""
