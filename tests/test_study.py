@@ -240,3 +240,5 @@ def test_from_refuses_other_settings_and_another_judge(tmp_path, capsys):
     assert err.count("left out of the report: scored by segmenter") == 4
     assert "**0 of 4 runs finished**" in (other / "results.md").read_text()
     assert "that is the study folder itself" in refused("--out", str(first), "--report-only", "--export", str(first))
+    (tmp_path / "a_file").write_text("")
+    assert "a file is in the way" in refused("--out", str(first), "--report-only", "--export", str(tmp_path / "a_file"))

@@ -314,6 +314,8 @@ def export_study(out: Path, dest: Path) -> int:
         raise DPGANError(f"{segmenter_path(out)}: not found; a study without its judge has nothing to export")
     if dest.resolve() == out.resolve():
         raise DPGANError(f"--export {dest}: that is the study folder itself; give another folder")
+    if dest.exists() and not dest.is_dir():
+        raise DPGANError(f"--export {dest}: a file is in the way; give a folder")
     open_study(dest, settings)  # refuses a folder of another study
     theirs = study_judge(dest)
     if theirs is not None and theirs.digest != judge.digest:
