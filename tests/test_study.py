@@ -60,6 +60,7 @@ def test_study_runs_skips_finished_runs_and_writes_the_report(tmp_path, capsys):
     for label in ("OA / OA (OASIS)", "OA / DP", "DP / OA", "DP / DP (DP-GAN)", "*real images*"):
         assert label in report
     assert " ± " in report  # two seeds: a spread
+    assert "| noise diversity ↑ |" in report  # what the noise changes, beside what the label map decides
     assert "## Summary" in report and ("seed spread" in report)
     assert (out / "plots" / "miou_vs_step_a.svg").read_text().startswith("<svg")
     assert (out / "plots" / "iou_by_size_a.svg").is_file()

@@ -22,6 +22,7 @@ METRICS = (
     ("refseg_fd", "RefSeg-FD ↓", True, 1.0),
     ("miou", "mIoU ↑", False, 100.0),
     ("obj_miou", "obj-mIoU ↑", False, 100.0),
+    ("noise_diversity", "noise diversity ↑", False, 1.0),  # 0-255; real: two renderings of a map
 )
 
 
