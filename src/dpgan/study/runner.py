@@ -186,7 +186,7 @@ def run_one(out: Path, settings: StudySettings, spec: RunSpec, device: str, prog
         "history": [history[k] for k in sorted(history)], "device": device,
         "judge": (final["networks"].get("reference_segmenter") or {}).get("digest"),
     }  # fmt: skip
-    write_text_atomic(spec.result_path, json.dumps(record, indent=2) + "\n", fsync=False)
+    _write_record(spec.result_path, record)
     return record
 
 
@@ -272,6 +272,11 @@ def study_judge(out: Path) -> Any:
     return ReferenceSegmenter.from_file(path) if path.is_file() else None
 
 
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n", fsync=False)
+
+
 def _read_record(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text())
@@ -304,6 +309,13 @@ def collect(out: Path, settings: StudySettings) -> list[dict[str, Any]]:
 SEGMENTER_FILES = ("segmenter.pt", "segmenter.json")
 
 
+def _copy_judge(src: Path, dest: Path) -> None:
+    (dest / SEGMENTER_DIR).mkdir(parents=True, exist_ok=True)
+    for name in SEGMENTER_FILES:
+        if (src / SEGMENTER_DIR / name).is_file():
+            shutil.copyfile(src / SEGMENTER_DIR / name, dest / SEGMENTER_DIR / name)
+
+
 def export_study(out: Path, dest: Path) -> int:
     """Copy OUT's settings, its judge and the records of its finished runs to DEST (checkpoints
     and logs stay behind). DEST may hold an earlier export of the same study: it must have the
@@ -321,15 +333,10 @@ def export_study(out: Path, dest: Path) -> int:
     if theirs is not None and theirs.digest != judge.digest:
         raise DPGANError(f"{dest} holds a study judged by segmenter {theirs.digest}, not {out}'s {judge.digest}; "
                          "export to another folder")
-    (dest / SEGMENTER_DIR).mkdir(parents=True, exist_ok=True)
-    for name in SEGMENTER_FILES:
-        if (out / SEGMENTER_DIR / name).is_file():
-            shutil.copyfile(out / SEGMENTER_DIR / name, dest / SEGMENTER_DIR / name)
+    _copy_judge(out, dest)
     records = collect(out, settings)
     for record in records:
-        target = dest / "runs" / record["name"] / RESULT_FILE
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(target, json.dumps(record, indent=2) + "\n", fsync=False)
+        _write_record(dest / "runs" / record["name"] / RESULT_FILE, record)
     return len(records)
 
 
@@ -346,10 +353,7 @@ def import_study(src: Path, out: Path) -> StudySettings:
     settings = open_study(out, settings)
     ours = study_judge(out)
     if ours is None:
-        (out / SEGMENTER_DIR).mkdir(parents=True, exist_ok=True)
-        for name in SEGMENTER_FILES:
-            if (src / SEGMENTER_DIR / name).is_file():
-                shutil.copyfile(src / SEGMENTER_DIR / name, out / SEGMENTER_DIR / name)
+        _copy_judge(src, out)
     elif ours.digest != judge.digest:
         raise DPGANError(f"{out} is judged by segmenter {ours.digest}, {src} by {judge.digest}: their scores do not "
                          "compare; continue in a new --out")
@@ -364,8 +368,7 @@ def import_study(src: Path, out: Path) -> StudySettings:
                   f"not {judge.digest}", file=sys.stderr)
             skipped += 1
             continue
-        spec.run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(spec.result_path, json.dumps(record, indent=2) + "\n", fsync=False)
+        _write_record(spec.result_path, record)
         copied += 1
     print(f"study {out}: {copied} finished run(s) taken from {src}" + (f", {skipped} left out" if skipped else "")
           + f"; judge {judge.digest}")
