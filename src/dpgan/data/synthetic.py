@@ -44,6 +44,11 @@ def make_pair(seed: int, split: str, index: int, height: int, width: int) -> tup
     return scene.label, render_image(scene, s)
 
 
+def _image_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1], as every dataset item holds its image."""
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
 class SyntheticStreets(Dataset):
     info = SYNTHETIC_STREETS
 
@@ -66,7 +71,7 @@ class SyntheticStreets(Dataset):
         if index not in self._cache:
             label, image = make_pair(self.seed, self.split, index, self.height, self.width)
             self._cache[index] = {
-                "image": torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0,
+                "image": _image_tensor(image),
                 "label": torch.from_numpy(label.astype(np.int64)),
                 "name": f"{self.split}_{index:05d}",
             }
@@ -77,7 +82,7 @@ class SyntheticStreets(Dataset):
         how much two images of one label map may differ, the yardstick of a generator's noise."""
         s = scene_seed(self.seed, self.split, int(index))
         image = render_image(generate_layout(s, self.height, self.width), s + OTHER_APPEARANCE)
-        return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
+        return _image_tensor(image)
 
 
 def _is_previous_output(out: Path) -> bool:
