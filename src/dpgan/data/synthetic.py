@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from dpgan.data.info import DatasetInfo
 from dpgan.data.synthetic_render import CLASSES, OBJECT_CLASSES, generate_layout, render_image
+from dpgan.data.transforms import image_to_tensor
 from dpgan.errors import DPGANError
 from dpgan.files import atomic_path
 
@@ -44,11 +45,6 @@ def make_pair(seed: int, split: str, index: int, height: int, width: int) -> tup
     return scene.label, render_image(scene, s)
 
 
-def _image_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1], as every dataset item holds its image."""
-    return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
-
-
 class SyntheticStreets(Dataset):
     info = SYNTHETIC_STREETS
 
@@ -71,7 +67,7 @@ class SyntheticStreets(Dataset):
         if index not in self._cache:
             label, image = make_pair(self.seed, self.split, index, self.height, self.width)
             self._cache[index] = {
-                "image": _image_tensor(image),
+                "image": image_to_tensor(image),
                 "label": torch.from_numpy(label.astype(np.int64)),
                 "name": f"{self.split}_{index:05d}",
             }
@@ -82,7 +78,7 @@ class SyntheticStreets(Dataset):
         how much two images of one label map may differ, the yardstick of a generator's noise."""
         s = scene_seed(self.seed, self.split, int(index))
         image = render_image(generate_layout(s, self.height, self.width), s + OTHER_APPEARANCE)
-        return _image_tensor(image)
+        return image_to_tensor(image)
 
 
 def _is_previous_output(out: Path) -> bool:
